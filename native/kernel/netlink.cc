@@ -1,0 +1,114 @@
+#include "netlink.h"
+
+#include <errno.h>
+#include <linux/netlink.h>
+#include <netlink/errno.h>
+#include <netlink/msg.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "error.h"
+
+namespace nodenet {
+
+namespace {
+
+// nlerr points just past the nlmsghdr of an NLMSG_ERROR message; the header tells how long the whole
+// message is and whether extended-ack attributes follow the echoed request.
+std::string ExtackMessage(const nlmsgerr* nlerr) {
+  const auto* hdr = reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(nlerr) - NLMSG_HDRLEN);
+  if (!(hdr->nlmsg_flags & NLM_F_ACK_TLVS)) return {};
+  size_t echoed = (hdr->nlmsg_flags & NLM_F_CAPPED) ? sizeof(nlmsghdr) : nlerr->msg.nlmsg_len;
+  size_t offset = NLMSG_HDRLEN + sizeof(nlmsgerr) - sizeof(nlmsghdr) + NLMSG_ALIGN(echoed);
+  if (hdr->nlmsg_len <= offset) return {};
+  auto* attrs = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(const_cast<nlmsghdr*>(hdr)) + offset);
+  int remaining = static_cast<int>(hdr->nlmsg_len - offset);
+  nlattr* attr;
+  int rem;
+  nla_for_each_attr(attr, attrs, remaining, rem) {
+    if (nla_type(attr) == NLMSGERR_ATTR_MSG && nla_len(attr) > 0) {
+      const char* text = static_cast<const char*>(nla_data(attr));
+      return std::string(text, strnlen(text, nla_len(attr)));
+    }
+  }
+  return {};
+}
+
+int CaptureKernelError(sockaddr_nl*, nlmsgerr* nlerr, void* arg) {
+  auto* ack = static_cast<NlRouteSocket::KernelAck*>(arg);
+  ack->err = -nlerr->error;
+  ack->extack = ExtackMessage(nlerr);
+  return NL_STOP;  // libnl then returns its own code for the error; Fail() uses what we kept
+}
+
+}  // namespace
+
+NlRouteSocket::NlRouteSocket(std::string object) : object_(std::move(object)) {
+  sock_ = nl_socket_alloc();
+  if (sock_ == nullptr) throw KernelError(ENOMEM, object_, "cannot allocate a netlink socket");
+  int rc = nl_connect(sock_, NETLINK_ROUTE);
+  if (rc < 0) {
+    nl_socket_free(sock_);
+    sock_ = nullptr;
+    throw KernelError(NlErrorToErrno(rc), object_, std::string("cannot open a netlink socket: ") + nl_geterror(rc));
+  }
+  int one = 1;
+  // Best effort: kernels before 4.12 lack extended acks and CAP_ACK; errors are still reported.
+  setsockopt(nl_socket_get_fd(sock_), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt(nl_socket_get_fd(sock_), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  nl_socket_modify_err_cb(sock_, NL_CB_CUSTOM, CaptureKernelError, &last_);
+}
+
+NlRouteSocket::~NlRouteSocket() {
+  if (sock_ != nullptr) nl_socket_free(sock_);
+}
+
+void NlRouteSocket::ResetError() { last_ = KernelAck{}; }
+
+void NlRouteSocket::Fail(int nl_code, const std::string& object) const {
+  const std::string& what = object.empty() ? object_ : object;
+  if (last_.err != 0) throw KernelError(last_.err, what, {}, last_.extack);
+  throw KernelError(NlErrorToErrno(nl_code), what, nl_geterror(nl_code));
+}
+
+int NlErrorToErrno(int nl_code) {
+  switch (nl_code < 0 ? -nl_code : nl_code) {
+    case NLE_INTR: return EINTR;
+    case NLE_BAD_SOCK: return EBADF;
+    case NLE_AGAIN: return EAGAIN;
+    case NLE_NOMEM: return ENOMEM;
+    case NLE_EXIST: return EEXIST;
+    case NLE_INVAL: return EINVAL;
+    case NLE_RANGE: return ERANGE;
+    case NLE_MSGSIZE: return EMSGSIZE;
+    case NLE_OPNOTSUPP: return EOPNOTSUPP;
+    case NLE_AF_NOSUPPORT: return EAFNOSUPPORT;
+    case NLE_OBJ_NOTFOUND: return ENOENT;
+    case NLE_NOATTR: return ENOENT;
+    case NLE_MISSING_ATTR: return EINVAL;
+    case NLE_AF_MISMATCH: return EAFNOSUPPORT;
+    case NLE_SEQ_MISMATCH: return EPROTO;
+    case NLE_MSG_OVERFLOW: return EOVERFLOW;
+    case NLE_MSG_TRUNC: return EMSGSIZE;
+    case NLE_NOADDR: return EADDRNOTAVAIL;
+    case NLE_SRCRT_NOSUPPORT: return EOPNOTSUPP;
+    case NLE_MSG_TOOSHORT: return EPROTO;
+    case NLE_MSGTYPE_NOSUPPORT: return EOPNOTSUPP;
+    case NLE_OBJ_MISMATCH: return EINVAL;
+    case NLE_NOCACHE: return ENOENT;
+    case NLE_BUSY: return EBUSY;
+    case NLE_PROTO_MISMATCH: return EPROTONOSUPPORT;
+    case NLE_NOACCESS: return EACCES;
+    case NLE_PERM: return EPERM;
+    case NLE_PKTLOC_FILE: return ENOENT;
+    case NLE_PARSE_ERR: return EINVAL;
+    case NLE_NODEV: return ENODEV;
+    case NLE_IMMUTABLE: return EPERM;
+    case NLE_DUMP_INTR: return EINTR;
+    case NLE_ATTRSIZE: return ERANGE;
+    default: return EIO;
+  }
+}
+
+}  // namespace nodenet

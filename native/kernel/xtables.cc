@@ -1,0 +1,165 @@
+// libiptc must be included before any <linux/if*.h>; its headers pull in the kernel's own.
+#include <libiptc/libiptc.h>
+// Unlike libiptc.h, libip6tc.h declares its functions without extern "C".
+extern "C" {
+#include <libiptc/libip6tc.h>
+}
+
+#include "xtables.h"
+
+#include <errno.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+
+#include "error.h"
+
+namespace nodenet {
+
+namespace {
+
+// libiptc keeps process-wide state (its last-error context among it); one caller at a time.
+std::mutex libiptc_mutex;
+
+struct Ip4Tc {
+  using Entry = ipt_entry;
+  static constexpr const char* kNamesFile = "/proc/thread-self/net/ip_tables_names";
+  static constexpr size_t kIpSize = sizeof(ipt_ip);
+  static xtc_handle* Init(const char* table) { return iptc_init(table); }
+  static void Free(xtc_handle* h) { iptc_free(h); }
+  static const char* FirstChain(xtc_handle* h) { return iptc_first_chain(h); }
+  static const char* NextChain(xtc_handle* h) { return iptc_next_chain(h); }
+  static const Entry* FirstRule(const char* chain, xtc_handle* h) { return iptc_first_rule(chain, h); }
+  static const Entry* NextRule(const Entry* e, xtc_handle* h) { return iptc_next_rule(e, h); }
+  static const char* Target(const Entry* e, xtc_handle* h) { return iptc_get_target(e, h); }
+  static bool Builtin(const char* chain, xtc_handle* h) { return iptc_builtin(chain, h) != 0; }
+  static const char* Policy(const char* chain, xt_counters* c, xtc_handle* h) { return iptc_get_policy(chain, c, h); }
+  static int References(unsigned* refs, const char* chain, xtc_handle* h) { return iptc_get_references(refs, chain, h); }
+  static const char* StrError(int err) { return iptc_strerror(err); }
+};
+
+struct Ip6Tc {
+  using Entry = ip6t_entry;
+  static constexpr const char* kNamesFile = "/proc/thread-self/net/ip6_tables_names";
+  static constexpr size_t kIpSize = sizeof(ip6t_ip6);
+  static xtc_handle* Init(const char* table) { return ip6tc_init(table); }
+  static void Free(xtc_handle* h) { ip6tc_free(h); }
+  static const char* FirstChain(xtc_handle* h) { return ip6tc_first_chain(h); }
+  static const char* NextChain(xtc_handle* h) { return ip6tc_next_chain(h); }
+  static const Entry* FirstRule(const char* chain, xtc_handle* h) { return ip6tc_first_rule(chain, h); }
+  static const Entry* NextRule(const Entry* e, xtc_handle* h) { return ip6tc_next_rule(e, h); }
+  static const char* Target(const Entry* e, xtc_handle* h) { return ip6tc_get_target(e, h); }
+  static bool Builtin(const char* chain, xtc_handle* h) { return ip6tc_builtin(chain, h) != 0; }
+  static const char* Policy(const char* chain, xt_counters* c, xtc_handle* h) { return ip6tc_get_policy(chain, c, h); }
+  static int References(unsigned* refs, const char* chain, xtc_handle* h) { return ip6tc_get_references(refs, chain, h); }
+  static const char* StrError(int err) { return ip6tc_strerror(err); }
+};
+
+std::string TableObject(IpFamily family, const std::string& table) {
+  return "table " + table + " (" + FamilyName(family) + ")";
+}
+
+template <class Tc>
+std::vector<std::string> ListNames(IpFamily family) {
+  std::ifstream in(Tc::kNamesFile);
+  if (!in) {
+    int err = errno;
+    // Without the ip_tables module there is no file and, for our purposes, no table.
+    if (err == ENOENT) return {};
+    std::string why = (err == EACCES || err == EPERM) ? "reading legacy iptables needs CAP_NET_ADMIN"
+                                                      : "cannot read " + std::string(Tc::kNamesFile);
+    throw KernelError(err, std::string("tables (") + FamilyName(family) + ")", why);
+  }
+  std::vector<std::string> names;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) names.push_back(line);
+  }
+  return names;
+}
+
+template <class Entry>
+XtExtension CopyExtension(const char* name, uint8_t revision, const void* payload, size_t size) {
+  XtExtension ext;
+  ext.name.assign(name, strnlen(name, XT_EXTENSION_MAXNAMELEN));
+  ext.revision = revision;
+  const auto* bytes = static_cast<const uint8_t*>(payload);
+  ext.data.assign(bytes, bytes + size);
+  return ext;
+}
+
+template <class Tc>
+XtRule CopyRule(const typename Tc::Entry* e, xtc_handle* h) {
+  XtRule rule;
+  const auto* ip = reinterpret_cast<const uint8_t*>(e);  // the ip header is the entry's first member
+  rule.ip.assign(ip, ip + Tc::kIpSize);
+  rule.packets = e->counters.pcnt;
+  rule.bytes = e->counters.bcnt;
+  const auto* base = reinterpret_cast<const uint8_t*>(e);
+  for (size_t off = sizeof(typename Tc::Entry); off < e->target_offset;) {
+    const auto* m = reinterpret_cast<const xt_entry_match*>(base + off);
+    if (m->u.match_size < sizeof(xt_entry_match) || off + m->u.match_size > e->target_offset) break;
+    rule.matches.push_back(CopyExtension<typename Tc::Entry>(m->u.user.name, m->u.user.revision, m->data,
+                                                             m->u.match_size - sizeof(xt_entry_match)));
+    off += m->u.match_size;
+  }
+  const auto* t = reinterpret_cast<const xt_entry_target*>(base + e->target_offset);
+  size_t tsize = t->u.target_size >= sizeof(xt_entry_target) ? t->u.target_size - sizeof(xt_entry_target) : 0;
+  rule.target = CopyExtension<typename Tc::Entry>(t->u.user.name, t->u.user.revision, t->data, tsize);
+  if (const char* verdict = Tc::Target(e, h)) rule.verdict = verdict;
+  return rule;
+}
+
+template <class Tc>
+XtTable Read(IpFamily family, const std::string& table) {
+  const std::string object = TableObject(family, table);
+  std::vector<std::string> existing = ListNames<Tc>(family);
+  if (std::find(existing.begin(), existing.end(), table) == existing.end()) {
+    throw KernelError(ENOENT, object, "table does not exist in this network namespace");
+  }
+
+  std::lock_guard<std::mutex> lock(libiptc_mutex);
+  std::unique_ptr<xtc_handle, void (*)(xtc_handle*)> handle(Tc::Init(table.c_str()), Tc::Free);
+  if (!handle) {
+    int err = errno;
+    throw KernelError(err, object, std::string("cannot read table: ") + Tc::StrError(err));
+  }
+  XtTable out;
+  out.family = family;
+  out.name = table;
+  xtc_handle* h = handle.get();
+  for (const char* name = Tc::FirstChain(h); name != nullptr; name = Tc::NextChain(h)) {
+    XtChain chain;
+    chain.name = name;
+    chain.builtin = Tc::Builtin(name, h);
+    if (chain.builtin) {
+      xt_counters counters{};
+      if (const char* policy = Tc::Policy(name, &counters, h)) chain.policy = policy;
+      chain.packets = counters.pcnt;
+      chain.bytes = counters.bcnt;
+    } else {
+      Tc::References(&chain.references, name, h);
+    }
+    for (const auto* e = Tc::FirstRule(name, h); e != nullptr; e = Tc::NextRule(e, h)) {
+      chain.rules.push_back(CopyRule<Tc>(e, h));
+    }
+    out.chains.push_back(std::move(chain));
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* FamilyName(IpFamily family) { return family == IpFamily::kIPv4 ? "ipv4" : "ipv6"; }
+
+std::vector<std::string> ListXtTables(IpFamily family) {
+  return family == IpFamily::kIPv4 ? ListNames<Ip4Tc>(family) : ListNames<Ip6Tc>(family);
+}
+
+XtTable ReadXtTable(IpFamily family, const std::string& table) {
+  return family == IpFamily::kIPv4 ? Read<Ip4Tc>(family, table) : Read<Ip6Tc>(family, table);
+}
+
+}  // namespace nodenet
