@@ -10,7 +10,8 @@ KernelError::KernelError(int err, std::string object, std::string detail, std::s
 std::string KernelError::Message() const {
   std::string msg = op_.empty() ? "kernel" : op_;
   if (!object_.empty()) msg += " " + object_;
-  if (!netns_.empty()) msg += " in netns " + netns_;
+  // A failure to enter the namespace already names it as the object.
+  if (!netns_.empty() && object_ != "netns " + netns_) msg += " in netns " + netns_;
   msg += ": ";
   msg += detail_.empty() ? ErrnoText(err_) : detail_;
   if (err_ != 0) msg += " (" + ErrnoName(err_) + ")";

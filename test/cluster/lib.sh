@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by ./up and ./down (sourced, not run).
 #
 # A cluster is one state directory holding everything it owns: pki/, etcd data, logs, pid files,
@@ -39,20 +40,22 @@ alive() {
   [[ ${stat%% *} != Z ]]
 }
 
-# stop_process STATE_DIR NAME: end the process recorded in NAME.pid, if it is still ours. The
-# command-line check guards against the pid having been reused by an unrelated process since.
+# stop_process STATE_DIR NAME [GRACE_SECONDS]: end the process recorded in NAME.pid, if it is
+# still ours. The command-line check guards against the pid having been reused by an unrelated
+# process since.
 stop_process() {
-  local state=$1 name=$2 pid i
+  local state=$1 name=$2 grace=${3:-10} pid i
   [[ -r $state/$name.pid ]] || return 0
   pid=$(<"$state/$name.pid")
   [[ $pid =~ ^[0-9]+$ ]] || return 0
-  if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$state/"; then
+  if ! { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$state/"; then
     rm -f "$state/$name.pid"
     return 0
   fi
+  # etcd and kube-apiserver shut down gracefully within a second or two, but an apiserver still
+  # waiting for its storage ignores SIGTERM: don't wait for it forever.
   kill -TERM "$pid" 2>/dev/null || true
-  # etcd and kube-apiserver shut down gracefully within a few seconds; don't wait forever.
-  for ((i = 0; i < 100; i++)); do
+  for ((i = 0; i < grace * 10; i++)); do
     alive "$pid" || break
     sleep 0.1
   done
@@ -63,8 +66,9 @@ stop_process() {
   rm -f "$state/$name.pid"
 }
 
-# stop_cluster STATE_DIR: apiserver first, so it does not log a storm of etcd errors on the way down.
+# stop_cluster STATE_DIR [GRACE_SECONDS]: apiserver first, so it does not log a storm of etcd
+# errors on the way down.
 stop_cluster() {
-  stop_process "$1" kube-apiserver
-  stop_process "$1" etcd
+  stop_process "$1" kube-apiserver "${2:-10}"
+  stop_process "$1" etcd "${2:-10}"
 }

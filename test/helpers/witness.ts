@@ -1,0 +1,53 @@
+// Independent witnesses of kernel state: the system's own tools, run inside a test namespace.
+import type { TestNetns } from './netns.js';
+import type { IpFamily } from '../../lib/kernel/netfilter/types.js';
+
+/** `iptables-legacy-save` (or ip6tables-) of one table, without its "#" comment lines. */
+export async function iptablesSave(ns: TestNetns, family: IpFamily, table: string, counters = false): Promise<string> {
+  const tool = family === 'ipv4' ? 'iptables-legacy-save' : 'ip6tables-legacy-save';
+  const out = await ns.exec(tool, ['-t', table, ...(counters ? ['-c'] : [])]);
+  return out
+    .split('\n')
+    .filter((line) => !line.startsWith('#'))
+    .join('\n');
+}
+
+/** Feeds a dump to `iptables-legacy-restore` in the namespace. */
+export async function iptablesRestore(ns: TestNetns, family: IpFamily, dump: string): Promise<void> {
+  const tool = family === 'ipv4' ? 'iptables-legacy-restore' : 'ip6tables-legacy-restore';
+  await ns.exec(tool, [], dump);
+}
+
+/** Runs `iptables-legacy` (or ip6tables-legacy) in the namespace. */
+export async function iptables(ns: TestNetns, family: IpFamily, args: string[]): Promise<string> {
+  return ns.exec(family === 'ipv4' ? 'iptables-legacy' : 'ip6tables-legacy', args);
+}
+
+/** The legacy tables the kernel has instantiated in the namespace (reading this creates none). */
+export async function legacyTableNames(ns: TestNetns, family: IpFamily): Promise<string[]> {
+  const file = family === 'ipv4' ? '/proc/net/ip_tables_names' : '/proc/net/ip6_tables_names';
+  const out = await ns.exec('cat', [file]);
+  return out.split('\n').filter(Boolean);
+}
+
+export interface IpLinkJson {
+  ifindex: number;
+  ifname: string;
+  flags: string[];
+  mtu: number;
+  operstate: string;
+  txqlen?: number;
+  link_type: string;
+  address?: string;
+  master?: string;
+  ifalias?: string;
+  link_index?: number;
+  link_netnsid?: number;
+  link?: string;
+  linkinfo?: { info_kind?: string; info_slave_kind?: string };
+}
+
+/** `ip -d -j link show` in the namespace. */
+export async function ipLinks(ns: TestNetns): Promise<IpLinkJson[]> {
+  return JSON.parse(await ns.exec('ip', ['-d', '-j', 'link', 'show'])) as IpLinkJson[];
+}
