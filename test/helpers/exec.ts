@@ -1,8 +1,5 @@
 // Running witness tools. Tests may fork; the product never does.
-import { execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
-
-const execFileAsync = promisify(execFile);
+import { spawn } from 'node:child_process';
 
 export interface RunResult {
   stdout: string;
@@ -27,7 +24,7 @@ export function runAllowingFailure(
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
-      env: options.env ?? process.env,
+      env: toolEnvironment(cmd, options.env ?? process.env),
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       ...(options.uid !== undefined ? { uid: options.uid } : {}),
       ...(options.gid !== undefined ? { gid: options.gid } : {}),
@@ -35,6 +32,7 @@ export function runAllowingFailure(
     });
     let stdout = '';
     let stderr = '';
+    if (!child.stdout || !child.stderr) throw new Error('spawn gave no output pipes');
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
@@ -46,4 +44,10 @@ export function runAllowingFailure(
   });
 }
 
-export { execFileAsync };
+// The sanitizer stage preloads libasan into node; witness tools must not inherit it.
+function toolEnvironment(cmd: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (cmd === process.execPath || env.LD_PRELOAD === undefined) return env;
+  const { LD_PRELOAD: _preload, ...rest } = env;
+  return rest;
+}
+

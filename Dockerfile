@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# The nodenet agent image: the addon built from source against Debian 12's libnl and libiptc, and a
+# slim runtime with only their shared libraries. Not built in CI (no container engine there).
+
+FROM node:20-bookworm-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends g++ make python3 pkg-config \
+      libnl-3-dev libnl-route-3-dev libip4tc-dev libip6tc-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json binding.gyp CMakeLists.txt ./
+COPY native ./native
+COPY lib ./lib
+RUN npx tsc -p tsconfig.json \
+ && npx node-gyp rebuild \
+ && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libnl-3-200 libnl-route-3-200 libip4tc2 libip6tc2 tini \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/nodenet
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist/lib ./dist/lib
+COPY --from=build /src/build/Release/nodenet.node ./build/Release/nodenet.node
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/opt/nodenet/dist/lib/cli/nodenet.js"]
+CMD ["--help"]
