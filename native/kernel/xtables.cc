@@ -14,6 +14,7 @@ extern "C" {
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "error.h"
 
@@ -62,13 +63,13 @@ std::string TableObject(IpFamily family, const std::string& table) {
   return "table " + table + " (" + FamilyName(family) + ")";
 }
 
+// The table names, or nothing when the kernel has no legacy iptables at all (no ip_tables module).
 template <class Tc>
-std::vector<std::string> ListNames(IpFamily family) {
+std::optional<std::vector<std::string>> ListNames(IpFamily family) {
   std::ifstream in(Tc::kNamesFile);
   if (!in) {
     int err = errno;
-    // Without the ip_tables module there is no file and, for our purposes, no table.
-    if (err == ENOENT) return {};
+    if (err == ENOENT) return std::nullopt;
     std::string why = (err == EACCES || err == EPERM) ? "reading legacy iptables needs CAP_NET_ADMIN"
                                                       : "cannot read " + std::string(Tc::kNamesFile);
     throw KernelError(err, std::string("tables (") + FamilyName(family) + ")", why);
@@ -115,8 +116,11 @@ XtRule CopyRule(const typename Tc::Entry* e, xtc_handle* h) {
 template <class Tc>
 XtTable Read(IpFamily family, const std::string& table) {
   const std::string object = TableObject(family, table);
-  std::vector<std::string> existing = ListNames<Tc>(family);
-  if (std::find(existing.begin(), existing.end(), table) == existing.end()) {
+  std::optional<std::vector<std::string>> existing = ListNames<Tc>(family);
+  if (!existing) {
+    throw KernelError(ENOENT, object, "legacy iptables is not available in this kernel (no ip_tables module)");
+  }
+  if (std::find(existing->begin(), existing->end(), table) == existing->end()) {
     throw KernelError(ENOENT, object, "table does not exist in this network namespace");
   }
 
@@ -155,7 +159,8 @@ XtTable Read(IpFamily family, const std::string& table) {
 const char* FamilyName(IpFamily family) { return family == IpFamily::kIPv4 ? "ipv4" : "ipv6"; }
 
 std::vector<std::string> ListXtTables(IpFamily family) {
-  return family == IpFamily::kIPv4 ? ListNames<Ip4Tc>(family) : ListNames<Ip6Tc>(family);
+  auto names = family == IpFamily::kIPv4 ? ListNames<Ip4Tc>(family) : ListNames<Ip6Tc>(family);
+  return names.value_or(std::vector<std::string>{});
 }
 
 XtTable ReadXtTable(IpFamily family, const std::string& table) {

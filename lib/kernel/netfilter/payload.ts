@@ -45,12 +45,13 @@ export class Payload {
     return this.bytes.readUInt32BE(offset);
   }
 
-  /** A NUL-terminated string in a fixed-size char array. */
+  /** A NUL-terminated string in a fixed-size char array. Comments and log prefixes are UTF-8 in
+   * practice; iptables prints their bytes unchanged. */
   cstring(offset: number, size: number): string {
     this.check(offset, size);
     const field = this.bytes.subarray(offset, offset + size);
     const end = field.indexOf(0);
-    return field.subarray(0, end < 0 ? size : end).toString('latin1');
+    return field.subarray(0, end < 0 ? size : end).toString('utf8');
   }
 
   slice(offset: number, size: number): Buffer {
