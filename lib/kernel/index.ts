@@ -1,10 +1,11 @@
 /**
- * nodenet/kernel: typed access to a node's kernel network state (links, netfilter) through
+ * nodenet/kernel: typed access to a node's kernel network state (links, netfilter, qdiscs) through
  * nodenet's native addon. Every call runs on the addon's own worker threads, optionally inside
  * another network namespace, and never forks a process.
  */
 export * as links from './links.js';
 export * as netfilter from './netfilter/index.js';
+export * as qdiscs from './qdiscs/index.js';
 export * as runtime from './runtime.js';
 export { KernelError, isKernelError } from './errors.js';
 export type { Link, NetnsOption, OperState } from './links.js';

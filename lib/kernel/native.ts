@@ -52,6 +52,34 @@ export interface RawTable {
   chains: RawChain[];
 }
 
+export interface RawQdisc {
+  ifindex: number;
+  device: string;
+  handle: number;
+  parent: number;
+  kind: string;
+  options: Buffer;
+  xstats: Buffer;
+  stats: {
+    bytes: bigint;
+    packets: bigint;
+    qlen: number;
+    backlog: number;
+    drops: number;
+    requeues: number;
+    overlimits: number;
+  } | null;
+}
+
+export interface RawQdiscRequest {
+  op: 'add' | 'replace' | 'change' | 'delete';
+  device: string;
+  parent: number;
+  handle: number;
+  kind: string;
+  options: Buffer | undefined;
+}
+
 export interface RawVersions {
   addon: string;
   napi: number;
@@ -65,6 +93,8 @@ export interface NativeAddon {
   listLinks(netns?: string): Promise<RawLink[]>;
   listTables(family: 4 | 6, netns?: string): Promise<string[]>;
   readTable(family: 4 | 6, table: string, netns?: string): Promise<RawTable>;
+  listQdiscs(device?: string, netns?: string): Promise<RawQdisc[]>;
+  changeQdisc(request: RawQdiscRequest, netns?: string): Promise<void>;
   versions(): RawVersions;
   workerThreads(): number;
   threadNetns(index: number): Promise<number>;

@@ -6,6 +6,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonState(env));
   RegisterLinks(env, exports);
   RegisterNetfilter(env, exports);
+  RegisterQdiscs(env, exports);
   RegisterRuntime(env, exports);
 #ifdef NODENET_SANITIZE
   RegisterSanitizerProbes(env, exports);

@@ -16,6 +16,7 @@ inline WorkerPool& PoolOf(Napi::Env env) { return env.GetInstanceData<AddonState
 
 void RegisterLinks(Napi::Env env, Napi::Object exports);
 void RegisterNetfilter(Napi::Env env, Napi::Object exports);
+void RegisterQdiscs(Napi::Env env, Napi::Object exports);
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
 #ifdef NODENET_SANITIZE
 void RegisterSanitizerProbes(Napi::Env env, Napi::Object exports);

@@ -14,10 +14,10 @@ Napi::Error ToJsError(Napi::Env env, const KernelError& error) {
   return js;
 }
 
-std::string NetnsArgument(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+std::string OptionalStringArgument(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* what) {
   if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return {};
   if (!info[i].IsString()) {
-    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": netns must be a path string");
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": " + what + " must be a string");
   }
   return info[i].As<Napi::String>().Utf8Value();
 }

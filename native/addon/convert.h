@@ -15,9 +15,14 @@ namespace nodenet {
 // code/errno) as properties, so callers can branch on err.code.
 Napi::Error ToJsError(Napi::Env env, const KernelError& error);
 
-// The optional netns path argument at index i: undefined/null → "", a string → that string.
-// Anything else throws a TypeError naming fn.
-std::string NetnsArgument(const Napi::CallbackInfo& info, size_t i, const char* fn);
+// An optional string argument at index i: undefined/null → "", a string → that string. Anything
+// else throws a TypeError naming fn and what.
+std::string OptionalStringArgument(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* what);
+
+// The optional netns path argument every entry point takes.
+inline std::string NetnsArgument(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  return OptionalStringArgument(info, i, fn, "netns");
+}
 
 // A required string argument. Throws a TypeError naming fn and what.
 std::string StringArgument(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* what);
