@@ -44,10 +44,11 @@ export function runAllowingFailure(
   });
 }
 
-// The sanitizer stage preloads libasan into node; witness tools must not inherit it.
+// The sanitizer stage preloads libasan into node; witness tools must not inherit it. A tool that
+// is itself a node script then gets the regular addon, which needs no preload.
 function toolEnvironment(cmd: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   if (cmd === process.execPath || env.LD_PRELOAD === undefined) return env;
-  const { LD_PRELOAD: _preload, ...rest } = env;
+  const { LD_PRELOAD: _preload, NODENET_ADDON: _addon, NODENET_EXPECT_SANITIZERS: _expect, ...rest } = env;
   return rest;
 }
 

@@ -145,14 +145,16 @@ export function encodeNetem(o: NetemOptions): Buffer {
   attrs.put(TCA_NETEM.CORR, struct32([fraction(o.delayCorrelation, 'delay correlation'), fraction(o.lossCorrelation, 'loss correlation'), fraction(o.duplicateCorrelation, 'duplicate correlation')]));
   attrs.put(TCA_NETEM.REORDER, struct32([reorder, fraction(o.reorderCorrelation, 'reorder correlation')]));
   attrs.put(TCA_NETEM.CORRUPT, struct32([fraction(o.corrupt, 'corrupt'), fraction(o.corruptCorrelation, 'corrupt correlation')]));
-  if (o.ecn) attrs.u32(TCA_NETEM.ECN, 1);
-  if (rateBytes > 0n) {
-    const overhead = whole(o.packetOverhead, 'packet overhead', -0x80000000, 0x7fffffff, 0);
-    const cellSize = whole(o.cellSize, 'cell size', 0, U32_MAX, 0);
-    const cellOverhead = whole(o.cellOverhead, 'cell overhead', -0x80000000, 0x7fffffff, 0);
-    attrs.put(TCA_NETEM.RATE, struct32([rateBytes >= BigInt(U32_MAX) ? U32_MAX : Number(rateBytes), overhead, cellSize, cellOverhead], [false, true, false, true]));
-    if (rateBytes >= BigInt(U32_MAX)) attrs.u64(TCA_NETEM.RATE64, rateBytes);
-  }
+  // The kernel keeps the previous value of any attribute left out of a change, so everything that
+  // has an "off" value is always sent: a replace then means exactly these parameters.
+  attrs.u32(TCA_NETEM.ECN, o.ecn ? 1 : 0);
+  const overhead = whole(o.packetOverhead, 'packet overhead', -0x80000000, 0x7fffffff, 0);
+  const cellSize = whole(o.cellSize, 'cell size', 0, U32_MAX, 0);
+  const cellOverhead = whole(o.cellOverhead, 'cell overhead', -0x80000000, 0x7fffffff, 0);
+  attrs.put(TCA_NETEM.RATE, struct32([rateBytes >= BigInt(U32_MAX) ? U32_MAX : Number(rateBytes), overhead, cellSize, cellOverhead], [false, true, false, true]));
+  if (rateBytes >= BigInt(U32_MAX)) attrs.u64(TCA_NETEM.RATE64, rateBytes);
+  // A delay distribution table cannot be removed by a change (the kernel rejects an empty one):
+  // going back to uniform jitter needs the qdisc re-created.
   if (o.distribution && o.distribution !== 'uniform') attrs.put(TCA_NETEM.DELAY_DIST, distributionTable(o.distribution));
   return Buffer.concat([qopt, attrs.bytes()]);
 }
