@@ -1,5 +1,16 @@
 // The error every failing kernel call rejects with.
 
+/** What the addon puts on every error it rejects with. */
+export interface KernelErrorFields {
+  message: string;
+  code: string;
+  errno: number;
+  op: string;
+  object: string;
+  netns: string | null;
+  extack: string | null;
+}
+
 /**
  * A kernel operation failed. `code` is the errno name (`ENOENT`), `op` the operation
  * (`netfilter.read`), `object` what it worked on (`table nat (ipv4)`), `netns` the namespace path
@@ -14,15 +25,7 @@ export class KernelError extends Error {
   readonly netns: string | null;
   readonly extack: string | null;
 
-  constructor(fields: {
-    message: string;
-    code: string;
-    errno: number;
-    op: string;
-    object: string;
-    netns: string | null;
-    extack: string | null;
-  }) {
+  constructor(fields: KernelErrorFields) {
     super(fields.message);
     this.code = fields.code;
     this.errno = fields.errno;
@@ -38,19 +41,9 @@ export function isKernelError(error: unknown): error is KernelError {
   return error instanceof KernelError;
 }
 
-interface NativeErrorShape {
-  message: string;
-  code: string;
-  errno: number;
-  op: string;
-  object: string;
-  netns: string | null;
-  extack: string | null;
-}
-
-function isNativeError(error: unknown): error is NativeErrorShape {
+function isNativeError(error: unknown): error is KernelErrorFields {
   if (!(error instanceof Error)) return false;
-  const e = error as Error & Partial<NativeErrorShape>;
+  const e = error as Error & Partial<KernelErrorFields>;
   return typeof e.code === 'string' && typeof e.errno === 'number' && typeof e.op === 'string';
 }
 

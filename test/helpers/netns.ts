@@ -62,3 +62,23 @@ export function liveTestNamespaces(): string[] {
   if (!existsSync('/var/run/netns')) return [];
   return readdirSync('/var/run/netns').filter((n) => n.startsWith(`${PREFIX}${process.pid}-`));
 }
+
+export interface LinkedPair {
+  a: TestNetns;
+  b: TestNetns;
+}
+
+/**
+ * Two fresh namespaces joined by a veth pair, both ends up: `va` in a with 10.77.0.1/24 and `vb` in
+ * b with 10.77.0.2/24 (addresses only ever exist inside the test namespaces).
+ */
+export async function linkedPair(t: Teardown): Promise<LinkedPair> {
+  const a = await makeNetns(t);
+  const b = await makeNetns(t);
+  await a.exec('ip', ['link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb', 'netns', b.name]);
+  await a.exec('ip', ['addr', 'add', '10.77.0.1/24', 'dev', 'va']);
+  await b.exec('ip', ['addr', 'add', '10.77.0.2/24', 'dev', 'vb']);
+  await a.exec('ip', ['link', 'set', 'va', 'up']);
+  await b.exec('ip', ['link', 'set', 'vb', 'up']);
+  return { a, b };
+}

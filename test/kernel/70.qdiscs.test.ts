@@ -3,7 +3,7 @@
 import t from 'tap';
 
 import { isKernelError, qdiscs } from '../../lib/kernel/index.js';
-import { makeNetns, type TestNetns } from '../helpers/netns.js';
+import { linkedPair, makeNetns, type TestNetns } from '../helpers/netns.js';
 
 interface TcQdisc {
   kind: string;
@@ -58,17 +58,11 @@ t.test('tbf: install, read back, change live, remove', async (t) => {
 });
 
 t.test('statistics count real packets', async (t) => {
-  const ns = await makeNetns(t);
-  const peer = await makeNetns(t);
-  await ns.exec('ip', ['link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1', 'netns', peer.name]);
-  await ns.exec('ip', ['addr', 'add', '10.9.0.1/24', 'dev', 'v0']);
-  await peer.exec('ip', ['addr', 'add', '10.9.0.2/24', 'dev', 'v1']);
-  await ns.exec('ip', ['link', 'set', 'v0', 'up']);
-  await peer.exec('ip', ['link', 'set', 'v1', 'up']);
-  await qdiscs.replace({ netns: ns.path, device: 'v0', handle: '1:' }, { kind: 'tbf', tbf: { rate: 100_000_000, burst: 100_000, limit: 200_000 } });
-  await ns.exec('ping', ['-c', '5', '-i', '0.2', '-q', '10.9.0.2']);
-  const [q] = await qdiscs.list({ netns: ns.path, device: 'v0' });
-  const [w] = await tcQdiscs(ns, 'v0');
+  const { a: ns } = await linkedPair(t);
+  await qdiscs.replace({ netns: ns.path, device: 'va', handle: '1:' }, { kind: 'tbf', tbf: { rate: 100_000_000, burst: 100_000, limit: 200_000 } });
+  await ns.exec('ping', ['-c', '5', '-i', '0.2', '-q', '10.77.0.2']);
+  const [q] = await qdiscs.list({ netns: ns.path, device: 'va' });
+  const [w] = await tcQdiscs(ns, 'va');
   t.ok((q?.stats?.packets ?? 0n) >= 5n, `packets counted: ${q?.stats?.packets}`);
   t.equal(Number(q?.stats?.packets), w?.packets, 'the same count tc shows');
 });

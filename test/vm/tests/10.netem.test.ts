@@ -3,24 +3,8 @@
 import t from 'tap';
 
 import { qdiscs } from '../../../lib/kernel/index.js';
-import { makeNetns, type TestNetns } from '../../helpers/netns.js';
+import { linkedPair as pair, type TestNetns } from '../../helpers/netns.js';
 import { runAllowingFailure } from '../../helpers/exec.js';
-
-interface Pair {
-  a: TestNetns;
-  b: TestNetns;
-}
-
-async function pair(t: { teardown(fn: () => unknown): void }): Promise<Pair> {
-  const a = await makeNetns(t);
-  const b = await makeNetns(t);
-  await a.exec('ip', ['link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb', 'netns', b.name]);
-  await a.exec('ip', ['addr', 'add', '10.77.0.1/24', 'dev', 'va']);
-  await b.exec('ip', ['addr', 'add', '10.77.0.2/24', 'dev', 'vb']);
-  await a.exec('ip', ['link', 'set', 'va', 'up']);
-  await b.exec('ip', ['link', 'set', 'vb', 'up']);
-  return { a, b };
-}
 
 /** Average ping RTT in ms, or null when nothing came back. */
 async function avgRtt(ns: TestNetns, count = 5): Promise<number | null> {
