@@ -62,6 +62,7 @@ export interface ClusterTest {
   teardown(fn: () => unknown): void;
   passing(): boolean;
   comment(...message: unknown[]): void;
+  fail(message: string, extra: Record<string, unknown>): boolean;
 }
 
 const clusterDir = join(repoRoot, 'test', 'cluster');
@@ -72,11 +73,13 @@ export function userName(who: Identity): string {
 }
 
 /**
- * Starts a control plane (about 3 s when the binaries are built) and stops it in `t`'s teardown.
- * Pass the file's root `t`. Throws, with up's output and the daemons' last log lines, if it does
- * not start; on any failure in `t` the teardown prints the log tails as TAP comments.
+ * Starts a control plane (about 3 s when the binaries are built) and stops it in `t`'s teardown;
+ * if anything in `t` failed, the teardown first prints the daemons' last log lines as TAP
+ * comments. Call it first thing with the file's root `t`: if the control plane does not start,
+ * `t` gets a failure carrying up's output (which ends with those log lines) and the file exits.
  */
 export async function startCluster(t: ClusterTest): Promise<TestCluster> {
+  const started = Date.now();
   const stateDir = mkdtempSync(join(tmpdir(), 'nodenet-cluster.'));
   const watchdog = startWatchdog(stateDir);
   const up = await runAllowingFailure(join(clusterDir, 'up'), [], {
@@ -86,13 +89,21 @@ export async function startCluster(t: ClusterTest): Promise<TestCluster> {
     // up has already stopped whatever it started and removed the state dir.
     stopWatchdog(watchdog);
     rmdirQuietly(stateDir);
-    // Writing TAP before the throw makes tap report the error (with `output`) as a failure of
-    // this file; a bare top-level throw would only reach stderr.
-    t.comment(`test/cluster/up failed (exit ${up.code})`);
-    throw Object.assign(new Error(`control plane did not start: test/cluster/up exited ${up.code}`), {
-      output: up.stderr,
-    });
+    // A throw from a file's top level reaches only stderr, and whatever follows would run without
+    // a cluster: record the failure (up's output ends with the daemons' last log lines) and end
+    // the file here. tap closes its output on exit.
+    t.fail(`control plane did not start: test/cluster/up exited ${up.code}`, { diagnostic: true, stateDir, output: up.stderr });
+    process.exit(1);
   }
+
+  t.teardown(async () => {
+    if (!t.passing()) t.comment(`control plane ${stateDir}, logs at the time of failure:\n${logTail(stateDir, 40)}`);
+    try {
+      await run(join(clusterDir, 'down'), [stateDir]);
+    } finally {
+      stopWatchdog(watchdog);
+    }
+  });
 
   const env = parseEnv(readFileSync(join(stateDir, 'env'), 'utf8'));
   const kubeconfigPath = required(env, 'KUBECONFIG');
@@ -101,15 +112,7 @@ export async function startCluster(t: ClusterTest): Promise<TestCluster> {
   const etcdEndpoint = required(env, 'ETCD_ENDPOINT');
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
-
-  t.teardown(async () => {
-    if (!t.passing()) t.comment(`control plane ${stateDir}, logs at the time of failure:\n${logTail(stateDir, 40)}`);
-    try {
-      await run(join(clusterDir, 'down'), [kubeconfigPath]);
-    } finally {
-      stopWatchdog(watchdog);
-    }
-  });
+  t.comment(`control plane ${env.get('APISERVER')} up in ${((Date.now() - started) / 1000).toFixed(1)} s, state in ${stateDir}`);
 
   const kubectlArgs = (args: string[]) => [`--kubeconfig=${kubeconfigPath}`, ...args];
   let identityFiles = 0;
@@ -162,9 +165,9 @@ export async function startCluster(t: ClusterTest): Promise<TestCluster> {
 // of the (case-insensitive) header name satisfies both; node-fetch merges them into one header
 // with a value per group.
 function groupImpersonation(kc: KubeConfig, groups: string[]) {
-  const userName = kc.getCurrentUser()?.name;
+  const configUser = kc.getCurrentUser()?.name;
   return {
-    isAuthProvider: (user: { name: string }) => user.name === userName,
+    isAuthProvider: (user: { name: string }) => user.name === configUser,
     async applyAuthentication(_user: unknown, opts: { headers?: Record<string, unknown> }) {
       opts.headers ??= {};
       groups.forEach((group, i) => {
