@@ -80,6 +80,30 @@ export interface RawQdiscRequest {
   options: Buffer | undefined;
 }
 
+export interface RawApplySpec {
+  family: 4 | 6;
+  table: string;
+  ownedPrefix: string;
+  chains: Array<{ name: string; rules: RawRuleSpec[] }>;
+  jumps: Array<{ chain: string; rule: RawRuleSpec }>;
+  lockTimeoutMs: number;
+  dryRun: boolean;
+}
+
+export interface RawRuleSpec {
+  ip: Buffer;
+  matches: Array<{ name: string; revision: number; data: Buffer }>;
+  target: { standard: boolean; name: string; revision: number; data: Buffer };
+}
+
+export interface RawApplyResult {
+  changes: string[];
+  committed: boolean;
+  attempts: number;
+  lockWaitMs: number;
+  lockHoldMs: number;
+}
+
 export interface RawVersions {
   addon: string;
   napi: number;
@@ -93,6 +117,7 @@ export interface NativeAddon {
   listLinks(netns?: string): Promise<RawLink[]>;
   listTables(family: 4 | 6, netns?: string): Promise<string[]>;
   readTable(family: 4 | 6, table: string, netns?: string): Promise<RawTable>;
+  applyTable(spec: RawApplySpec, netns?: string): Promise<RawApplyResult>;
   listQdiscs(device?: string, netns?: string): Promise<RawQdisc[]>;
   changeQdisc(request: RawQdiscRequest, netns?: string): Promise<void>;
   versions(): RawVersions;

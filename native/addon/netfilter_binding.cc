@@ -1,6 +1,8 @@
 // netfilter.* entry points (legacy xtables through libiptc).
 #include "../kernel/xtables.h"
 
+#include <algorithm>
+
 #include "addon.h"
 #include "convert.h"
 
@@ -8,13 +10,17 @@ namespace nodenet {
 
 namespace {
 
-IpFamily FamilyArgument(const Napi::CallbackInfo& info, size_t i, const char* fn) {
-  if (info.Length() > i && info[i].IsNumber()) {
-    int n = info[i].As<Napi::Number>().Int32Value();
+IpFamily FamilyFrom(Napi::Value v, const char* fn) {
+  if (v.IsNumber()) {
+    int n = v.As<Napi::Number>().Int32Value();
     if (n == 4) return IpFamily::kIPv4;
     if (n == 6) return IpFamily::kIPv6;
   }
-  throw Napi::TypeError::New(info.Env(), std::string(fn) + ": family must be 4 or 6");
+  throw Napi::TypeError::New(v.Env(), std::string(fn) + ": family must be 4 or 6");
+}
+
+IpFamily FamilyArgument(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  return FamilyFrom(info.Length() > i ? info[i] : info.Env().Undefined(), fn);
 }
 
 Napi::Object ExtensionToJs(Napi::Env env, const XtExtension& ext) {
@@ -92,6 +98,118 @@ class ReadTableJob : public Job {
   XtTable snapshot_;
 };
 
+class ApplyTableJob : public Job {
+ public:
+  ApplyTableJob(Napi::Env env, std::string netns, XtApplySpec spec)
+      : Job(env, spec.dry_run ? "netfilter.diff" : "netfilter.apply", std::move(netns)), spec_(std::move(spec)) {}
+
+ protected:
+  void Execute() override { result_ = ApplyXtTable(spec_); }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array changes = Napi::Array::New(env, result_.changes.size());
+    for (size_t i = 0; i < result_.changes.size(); ++i) changes.Set(i, result_.changes[i]);
+    out.Set("changes", changes);
+    out.Set("committed", result_.committed);
+    out.Set("attempts", result_.attempts);
+    out.Set("lockWaitMs", result_.lock_wait_ms);
+    out.Set("lockHoldMs", result_.lock_hold_ms);
+    return out;
+  }
+
+ private:
+  XtApplySpec spec_;
+  XtApplyResult result_;
+};
+
+// Reading the apply request. Only the shapes are checked here (what would otherwise crash); what
+// the rules mean was validated in TypeScript.
+Napi::Object ObjectAt(Napi::Value v, const std::string& what) {
+  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "applyTable: " + what + " must be an object");
+  return v.As<Napi::Object>();
+}
+
+Napi::Array ArrayAt(Napi::Object o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) throw Napi::TypeError::New(o.Env(), "applyTable: " + what + "." + key + " must be an array");
+  return v.As<Napi::Array>();
+}
+
+std::string StringAt(Napi::Object o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), "applyTable: " + what + "." + key + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+std::vector<uint8_t> BytesAt(Napi::Object o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBuffer()) throw Napi::TypeError::New(o.Env(), "applyTable: " + what + "." + key + " must be a Buffer");
+  auto b = v.As<Napi::Buffer<uint8_t>>();
+  return std::vector<uint8_t>(b.Data(), b.Data() + b.Length());
+}
+
+uint8_t RevisionAt(Napi::Object o, const std::string& what) {
+  Napi::Value v = o.Get("revision");
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), "applyTable: " + what + ".revision must be a number");
+  int r = v.As<Napi::Number>().Int32Value();
+  if (r < 0 || r > 255) throw Napi::RangeError::New(o.Env(), "applyTable: " + what + ".revision must be 0-255");
+  return static_cast<uint8_t>(r);
+}
+
+XtRuleSpec RuleAt(Napi::Value v, const std::string& what) {
+  Napi::Object o = ObjectAt(v, what);
+  XtRuleSpec rule;
+  rule.ip = BytesAt(o, "ip", what);
+  Napi::Array matches = ArrayAt(o, "matches", what);
+  for (uint32_t i = 0; i < matches.Length(); ++i) {
+    std::string mwhat = what + ".matches[" + std::to_string(i) + "]";
+    Napi::Object m = ObjectAt(matches.Get(i), mwhat);
+    rule.matches.push_back({StringAt(m, "name", mwhat), RevisionAt(m, mwhat), BytesAt(m, "data", mwhat)});
+  }
+  Napi::Object t = ObjectAt(o.Get("target"), what + ".target");
+  rule.standard = t.Get("standard").ToBoolean();
+  rule.target = StringAt(t, "name", what + ".target");
+  if (!rule.standard) {
+    rule.target_revision = RevisionAt(t, what + ".target");
+    rule.target_data = BytesAt(t, "data", what + ".target");
+  }
+  return rule;
+}
+
+// applyTable({family, table, ownedPrefix, chains, jumps, lockTimeoutMs, dryRun}, netns?): Promise<RawApplyResult>
+Napi::Value ApplyTableBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = ObjectAt(info.Length() > 0 ? info[0] : env.Undefined(), "spec");
+  XtApplySpec spec;
+  spec.family = FamilyFrom(o.Get("family"), "applyTable");
+  spec.table = StringAt(o, "table", "spec");
+  if (spec.table.empty() || spec.table.size() >= 32) throw Napi::RangeError::New(env, "applyTable: table name must be 1-31 bytes");
+  spec.owned_prefix = StringAt(o, "ownedPrefix", "spec");
+  if (spec.owned_prefix.empty()) throw Napi::RangeError::New(env, "applyTable: ownedPrefix must not be empty");
+  Napi::Array chains = ArrayAt(o, "chains", "spec");
+  for (uint32_t i = 0; i < chains.Length(); ++i) {
+    std::string what = "spec.chains[" + std::to_string(i) + "]";
+    Napi::Object c = ObjectAt(chains.Get(i), what);
+    XtChainSpec chain;
+    chain.name = StringAt(c, "name", what);
+    Napi::Array rules = ArrayAt(c, "rules", what);
+    for (uint32_t r = 0; r < rules.Length(); ++r) chain.rules.push_back(RuleAt(rules.Get(r), what + ".rules[" + std::to_string(r) + "]"));
+    spec.chains.push_back(std::move(chain));
+  }
+  Napi::Array jumps = ArrayAt(o, "jumps", "spec");
+  for (uint32_t i = 0; i < jumps.Length(); ++i) {
+    std::string what = "spec.jumps[" + std::to_string(i) + "]";
+    Napi::Object j = ObjectAt(jumps.Get(i), what);
+    spec.jumps.push_back({StringAt(j, "chain", what), RuleAt(j.Get("rule"), what + ".rule")});
+  }
+  Napi::Value timeout = o.Get("lockTimeoutMs");
+  if (timeout.IsNumber()) spec.lock_timeout_ms = std::max(0, timeout.As<Napi::Number>().Int32Value());
+  spec.dry_run = o.Get("dryRun").ToBoolean();
+  std::string netns = NetnsArgument(info, 1, "applyTable");
+  return PoolOf(env).Submit(env, std::make_unique<ApplyTableJob>(env, netns, std::move(spec)));
+}
+
 // listTables(family: 4|6, netns?: string): Promise<string[]>
 Napi::Value ListTablesBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -116,6 +234,7 @@ Napi::Value ReadTableBinding(const Napi::CallbackInfo& info) {
 void RegisterNetfilter(Napi::Env env, Napi::Object exports) {
   exports.Set("listTables", Napi::Function::New(env, ListTablesBinding, "listTables"));
   exports.Set("readTable", Napi::Function::New(env, ReadTableBinding, "readTable"));
+  exports.Set("applyTable", Napi::Function::New(env, ApplyTableBinding, "applyTable"));
 }
 
 }  // namespace nodenet

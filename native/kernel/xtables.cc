@@ -1,11 +1,4 @@
-// libiptc must be included before any <linux/if*.h>; its headers pull in the kernel's own.
-#include <libiptc/libiptc.h>
-// Unlike libiptc.h, libip6tc.h declares its functions without extern "C".
-extern "C" {
-#include <libiptc/libip6tc.h>
-}
-
-#include "xtables.h"
+#include "xtables_tc.h"
 
 #include <errno.h>
 
@@ -20,48 +13,13 @@ extern "C" {
 
 namespace nodenet {
 
-namespace {
-
-// libiptc keeps process-wide state (its last-error context among it); one caller at a time.
 std::mutex libiptc_mutex;
-
-struct Ip4Tc {
-  using Entry = ipt_entry;
-  static constexpr const char* kNamesFile = "/proc/thread-self/net/ip_tables_names";
-  static constexpr size_t kIpSize = sizeof(ipt_ip);
-  static xtc_handle* Init(const char* table) { return iptc_init(table); }
-  static void Free(xtc_handle* h) { iptc_free(h); }
-  static const char* FirstChain(xtc_handle* h) { return iptc_first_chain(h); }
-  static const char* NextChain(xtc_handle* h) { return iptc_next_chain(h); }
-  static const Entry* FirstRule(const char* chain, xtc_handle* h) { return iptc_first_rule(chain, h); }
-  static const Entry* NextRule(const Entry* e, xtc_handle* h) { return iptc_next_rule(e, h); }
-  static const char* Target(const Entry* e, xtc_handle* h) { return iptc_get_target(e, h); }
-  static bool Builtin(const char* chain, xtc_handle* h) { return iptc_builtin(chain, h) != 0; }
-  static const char* Policy(const char* chain, xt_counters* c, xtc_handle* h) { return iptc_get_policy(chain, c, h); }
-  static int References(unsigned* refs, const char* chain, xtc_handle* h) { return iptc_get_references(refs, chain, h); }
-  static const char* StrError(int err) { return iptc_strerror(err); }
-};
-
-struct Ip6Tc {
-  using Entry = ip6t_entry;
-  static constexpr const char* kNamesFile = "/proc/thread-self/net/ip6_tables_names";
-  static constexpr size_t kIpSize = sizeof(ip6t_ip6);
-  static xtc_handle* Init(const char* table) { return ip6tc_init(table); }
-  static void Free(xtc_handle* h) { ip6tc_free(h); }
-  static const char* FirstChain(xtc_handle* h) { return ip6tc_first_chain(h); }
-  static const char* NextChain(xtc_handle* h) { return ip6tc_next_chain(h); }
-  static const Entry* FirstRule(const char* chain, xtc_handle* h) { return ip6tc_first_rule(chain, h); }
-  static const Entry* NextRule(const Entry* e, xtc_handle* h) { return ip6tc_next_rule(e, h); }
-  static const char* Target(const Entry* e, xtc_handle* h) { return ip6tc_get_target(e, h); }
-  static bool Builtin(const char* chain, xtc_handle* h) { return ip6tc_builtin(chain, h) != 0; }
-  static const char* Policy(const char* chain, xt_counters* c, xtc_handle* h) { return ip6tc_get_policy(chain, c, h); }
-  static int References(unsigned* refs, const char* chain, xtc_handle* h) { return ip6tc_get_references(refs, chain, h); }
-  static const char* StrError(int err) { return ip6tc_strerror(err); }
-};
 
 std::string TableObject(IpFamily family, const std::string& table) {
   return "table " + table + " (" + FamilyName(family) + ")";
 }
+
+namespace {
 
 // The table names, or nothing when the kernel has no legacy iptables at all (no ip_tables module).
 template <class Tc>

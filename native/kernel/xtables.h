@@ -54,4 +54,52 @@ std::vector<std::string> ListXtTables(IpFamily family);
 // A snapshot of one table. Throws KernelError (ENOENT when the table does not exist; it is not created).
 XtTable ReadXtTable(IpFamily family, const std::string& table);
 
+// One rule to write. The header and payloads are already encoded (by TypeScript); the addon only
+// frames them into an entry and lets libiptc resolve a standard target's label.
+struct XtRuleSpec {
+  std::vector<uint8_t> ip;          // struct ipt_ip / ip6t_ip6
+  std::vector<XtExtension> matches;
+  bool standard = true;             // a verdict, a jump or fall-through, by label
+  std::string target;               // label (ACCEPT, DROP, RETURN, QUEUE, a chain, "" to fall through) or extension name
+  uint8_t target_revision = 0;      // extension targets only
+  std::vector<uint8_t> target_data; // extension targets only
+};
+
+struct XtChainSpec {
+  std::string name;
+  std::vector<XtRuleSpec> rules;
+};
+
+// A rule in a chain nodenet does not own (a builtin) whose target is one of nodenet's chains.
+struct XtJumpSpec {
+  std::string chain;
+  XtRuleSpec rule;
+};
+
+struct XtApplySpec {
+  IpFamily family = IpFamily::kIPv4;
+  std::string table;
+  // Chains whose name starts with this are nodenet's: their complete content is `chains`, and one
+  // that is not listed there is removed.
+  std::string owned_prefix;
+  std::vector<XtChainSpec> chains;
+  // Every jump from a chain nodenet does not own into one it owns; others into owned chains go.
+  std::vector<XtJumpSpec> jumps;
+  int lock_timeout_ms = 5000;
+  bool dry_run = false;  // compute the changes, commit nothing
+};
+
+struct XtApplyResult {
+  std::vector<std::string> changes;  // what differed, one line each ("create chain X", ...)
+  bool committed = false;
+  int attempts = 0;                  // commits retried after a concurrent change (EAGAIN)
+  double lock_wait_ms = 0;
+  double lock_hold_ms = 0;
+};
+
+// Makes the owned chains and the jumps into them what spec says, in one commit under the xtables
+// lock, reading the table fresh inside the lock; commits nothing when nothing differs. A new jump
+// is inserted first in its chain; one that exists is left where it is. Throws KernelError.
+XtApplyResult ApplyXtTable(const XtApplySpec& spec);
+
 }  // namespace nodenet

@@ -57,3 +57,80 @@ export function prefixLength(mask: Uint8Array): number {
   }
   return bits;
 }
+
+/** The 4 bytes of a dotted quad, or null. */
+export function parseIPv4(text: string): Uint8Array | null {
+  const parts = text.split('.');
+  if (parts.length !== 4) return null;
+  const bytes = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    const p = parts[i]!;
+    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return null;
+    bytes[i] = Number(p);
+  }
+  return bytes;
+}
+
+/** The 16 bytes of an IPv6 address (with `::` and an optional trailing dotted quad), or null. */
+export function parseIPv6(text: string): Uint8Array | null {
+  let head = text;
+  let v4: Uint8Array | null = null;
+  const lastColon = text.lastIndexOf(':');
+  if (text.includes('.')) {
+    v4 = parseIPv4(text.slice(lastColon + 1));
+    if (!v4) return null;
+    head = text.slice(0, lastColon + 1) + '0:0';
+  }
+  const halves = head.split('::');
+  if (halves.length > 2) return null;
+  const groups = (s: string) => (s === '' ? [] : s.split(':'));
+  const left = groups(halves[0]!);
+  const right = halves.length === 2 ? groups(halves[1]!) : [];
+  const missing = 8 - left.length - right.length;
+  if ((halves.length === 1 && missing !== 0) || (halves.length === 2 && missing < 1)) return null;
+  const all = [...left, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...right];
+  const bytes = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    const g = all[i]!;
+    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
+    const n = parseInt(g, 16);
+    bytes[2 * i] = n >> 8;
+    bytes[2 * i + 1] = n & 0xff;
+  }
+  if (v4) bytes.set(v4, 12);
+  return bytes;
+}
+
+/** An address of the family, or null. */
+export function parseAddress(text: string, family: 'ipv4' | 'ipv6'): Uint8Array | null {
+  return family === 'ipv4' ? parseIPv4(text) : parseIPv6(text);
+}
+
+function prefixMask(bits: number, size: number): Uint8Array {
+  const mask = new Uint8Array(size);
+  for (let i = 0; i < size; i++) {
+    const take = Math.max(0, Math.min(8, bits - 8 * i));
+    mask[i] = take === 0 ? 0 : (0xff << (8 - take)) & 0xff;
+  }
+  return mask;
+}
+
+/**
+ * "10.0.0.0/8", "10.0.0.1" (a single address), "10.0.0.0/255.0.255.0", "fd00::/64": the address
+ * (masked, as iptables stores it) and the mask. Throws a RangeError naming what was wrong.
+ */
+export function parseCidr(text: string, family: 'ipv4' | 'ipv6'): { address: Uint8Array; mask: Uint8Array } {
+  const size = family === 'ipv4' ? 4 : 16;
+  const [addrText, maskText, extra] = text.split('/');
+  const address = parseAddress(addrText ?? '', family);
+  if (!address || extra !== undefined) throw new RangeError(`${JSON.stringify(text)} is not an ${family} address or prefix`);
+  let mask: Uint8Array;
+  if (maskText === undefined) mask = prefixMask(size * 8, size);
+  else if (/^\d{1,3}$/.test(maskText) && Number(maskText) <= size * 8) mask = prefixMask(Number(maskText), size);
+  else {
+    const m = parseAddress(maskText, family);
+    if (!m) throw new RangeError(`${JSON.stringify(text)} has an invalid mask`);
+    mask = m;
+  }
+  return { address: address.map((b, i) => b & mask[i]!), mask };
+}

@@ -6,6 +6,11 @@ import { decodeTable } from './decode.js';
 import type { IpFamily, Table } from './types.js';
 
 export { saveRule, saveTable, type SaveOptions } from './save.js';
+export { apply, diff, OWNED_PREFIX, type ApplyOptions, type ApplyResult } from './apply.js';
+export { RuleValidationError, MAX_CHAIN_NAME } from './validate.js';
+export { encodeRule, type EncodedRule } from './encode.js';
+export type { ExtensionSpec, RuleSpec, TargetSpec, TableState } from './spec.js';
+export * as build from './build.js';
 export { formatIPv6 } from './addresses.js';
 export type * from './types.js';
 export type { PortRange, TcpOptions, UdpOptions, IcmpOptions, CommentOptions, AddrtypeOptions, ConntrackOptions, StateOptions, MarkMatchOptions, MultiportOptions, StatisticOptions, RecentOptions, LimitOptions } from './matches.js';

@@ -1,8 +1,8 @@
 // Match extensions nodenet decodes. Layouts follow the kernel's uapi structs; the printed form
 // follows iptables 1.8.9's save functions, so that a decoded rule renders exactly as
 // iptables-save prints it.
-import { formatIPv4, formatIPv6, prefixLength } from './addresses.js';
-import { hex, registerCodec, saveString, type ExtensionCodec } from './extension.js';
+import { formatIPv4, formatIPv6, parseCidr, prefixLength } from './addresses.js';
+import { hex, registerCodec, saveString, StructWriter, type ExtensionCodec } from './extension.js';
 import type { Payload } from './payload.js';
 import type { IpFamily, Negatable } from './types.js';
 
@@ -32,6 +32,24 @@ const TCP_FLAGS: ReadonlyArray<readonly [number, string]> = [
 
 function tcpFlagNames(bits: number): string[] {
   return TCP_FLAGS.filter(([bit]) => bits & bit).map(([, name]) => name);
+}
+
+function tcpFlagBits(names: string[]): number {
+  return names.reduce((bits, name) => {
+    if (name === 'ALL') return bits | 0x3f;
+    if (name === 'NONE') return bits;
+    const flag = TCP_FLAGS.find(([, n]) => n === name);
+    if (!flag) throw new RangeError(`unknown TCP flag ${JSON.stringify(name)}`);
+    return bits | flag[0];
+  }, 0);
+}
+
+// xt_tcp/xt_udp port ranges; [0, 65535] means any.
+function writePorts(w: StructWriter, offset: number, ports: Negatable<PortRange> | null, what: string): void {
+  const { from, to } = ports?.value ?? { from: 0, to: 0xffff };
+  for (const p of [from, to]) if (!Number.isInteger(p) || p < 0 || p > 0xffff) throw new RangeError(`${what} port ${p} is not 0-65535`);
+  if (from > to) throw new RangeError(`${what} port range ${from}:${to} is reversed`);
+  w.u16(offset, from).u16(offset + 2, to);
 }
 
 function saveTcpFlags(names: string[]): string {
@@ -79,6 +97,16 @@ registerCodec({
     if (o.flags) s += `${not(o.flags.invert)} --tcp-flags ${saveTcpFlags(o.flags.value.mask)} ${saveTcpFlags(o.flags.value.compare)}`;
     return s;
   },
+  encode(o) {
+    const w = new StructWriter(12);
+    writePorts(w, 0, o.sourcePorts, 'source');
+    writePorts(w, 4, o.destinationPorts, 'destination');
+    w.u8(8, o.option?.value ?? 0);
+    w.u8(9, o.flags ? tcpFlagBits(o.flags.value.mask) : 0);
+    w.u8(10, o.flags ? tcpFlagBits(o.flags.value.compare) : 0);
+    w.u8(11, (o.sourcePorts?.invert ? 0x1 : 0) | (o.destinationPorts?.invert ? 0x2 : 0) | (o.flags?.invert ? 0x4 : 0) | (o.option?.invert ? 0x8 : 0));
+    return w.bytes;
+  },
 } satisfies ExtensionCodec<TcpOptions>);
 
 export interface UdpOptions {
@@ -96,6 +124,12 @@ registerCodec({
   },
   save(o) {
     return savePorts('--sport', o.sourcePorts) + savePorts('--dport', o.destinationPorts);
+  },
+  encode(o) {
+    const w = new StructWriter(10);
+    writePorts(w, 0, o.sourcePorts, 'source');
+    writePorts(w, 4, o.destinationPorts, 'destination');
+    return w.u8(8, (o.sourcePorts?.invert ? 0x1 : 0) | (o.destinationPorts?.invert ? 0x2 : 0)).bytes;
   },
 } satisfies ExtensionCodec<UdpOptions>);
 
@@ -147,6 +181,7 @@ registerCodec({
   revision: 0,
   decode: (p) => ({ comment: p.cstring(0, 256) }),
   save: (o) => ' --comment' + saveString(o.comment),
+  encode: (o) => new StructWriter(256).cstring(0, 256, o.comment, 'comment').bytes,
 } satisfies ExtensionCodec<CommentOptions>);
 
 // ---- addrtype ----------------------------------------------------------------------------------
@@ -155,6 +190,14 @@ const ADDRESS_TYPES = ['UNSPEC', 'UNICAST', 'LOCAL', 'BROADCAST', 'ANYCAST', 'MU
 
 function addressTypeNames(mask: number): string[] {
   return ADDRESS_TYPES.filter((_, i) => mask & (1 << i));
+}
+
+function addressTypeBits(names: string[]): number {
+  return names.reduce((bits, name) => {
+    const i = ADDRESS_TYPES.indexOf(name);
+    if (i < 0) throw new RangeError(`unknown address type ${JSON.stringify(name)} (one of ${ADDRESS_TYPES.join(', ')})`);
+    return bits | (1 << i);
+  }, 0);
 }
 
 export interface AddrtypeOptions {
@@ -189,6 +232,13 @@ registerCodec({
     };
   },
   save: saveAddrtype,
+  encode(o) {
+    const w = new StructWriter(8);
+    w.u16(0, addressTypeBits(o.sourceTypes?.value ?? []));
+    w.u16(2, addressTypeBits(o.destinationTypes?.value ?? []));
+    const flags = (o.sourceTypes?.invert ? 0x1 : 0) | (o.destinationTypes?.invert ? 0x2 : 0) | (o.limitInInterface ? 0x4 : 0) | (o.limitOutInterface ? 0x8 : 0);
+    return w.u32(4, flags).bytes;
+  },
 } satisfies ExtensionCodec<AddrtypeOptions>);
 
 registerCodec({
@@ -328,6 +378,61 @@ function saveConntrack(o: ConntrackOptions): string {
   return s;
 }
 
+function bitsOf(names: string[], table: ReadonlyArray<readonly [number, string]>, what: string): number {
+  return names.reduce((bits, name) => {
+    const entry = table.find(([, n]) => n === name);
+    if (!entry) throw new RangeError(`unknown ${what} ${JSON.stringify(name)} (one of ${table.map(([, n]) => n).join(', ')})`);
+    return bits | entry[0];
+  }, 0);
+}
+
+// struct xt_conntrack_mtinfo3, as iptables 1.8.9 fills it (also for -m state, with STATE_ALIAS).
+function encodeConntrack(o: ConntrackOptions, family: IpFamily): Buffer {
+  const w = new StructWriter(164);
+  let flags = 0;
+  let inv = 0;
+  const mark = (bit: number, n: { invert: boolean } | null) => {
+    if (!n) return;
+    flags |= bit;
+    if (n.invert) inv |= bit;
+  };
+  const address = (bit: number, offset: number, a: Negatable<string> | null) => {
+    mark(bit, a);
+    if (!a) return;
+    const { address, mask } = parseCidr(a.value, family);
+    w.put(offset, address).put(offset + 16, mask);
+  };
+  const port = (bit: number, offset: number, highOffset: number, r: Negatable<PortRange> | null) => {
+    mark(bit, r);
+    if (!r) return;
+    w.u16(offset, r.value.from).u16(highOffset, r.value.to);
+  };
+  mark(CT.STATE, o.state);
+  if (o.state) {
+    w.u16(150, bitsOf(o.state.value, CT_STATES, 'conntrack state'));
+    if (o.stateAlias) flags |= CT.STATE_ALIAS;
+  }
+  mark(CT.PROTO, o.protocol);
+  if (o.protocol) w.u16(136, o.protocol.value);
+  address(CT.ORIGSRC, 0, o.originalSource);
+  address(CT.ORIGDST, 32, o.originalDestination);
+  address(CT.REPLSRC, 64, o.replySource);
+  address(CT.REPLDST, 96, o.replyDestination);
+  port(CT.ORIGSRC_PORT, 138, 154, o.originalSourcePort);
+  port(CT.ORIGDST_PORT, 140, 156, o.originalDestinationPort);
+  port(CT.REPLSRC_PORT, 142, 158, o.replySourcePort);
+  port(CT.REPLDST_PORT, 144, 160, o.replyDestinationPort);
+  mark(CT.STATUS, o.status);
+  if (o.status) w.u16(152, bitsOf(o.status.value, CT_STATUS, 'conntrack status'));
+  mark(CT.EXPIRES, o.expires);
+  if (o.expires) w.u32(128, o.expires.value.min).u32(132, o.expires.value.max);
+  if (o.direction) {
+    flags |= CT.DIRECTION;
+    if (o.direction === 'REPLY') inv |= CT.DIRECTION;
+  }
+  return w.u16(146, flags).u16(148, inv).bytes;
+}
+
 for (const revision of [1, 2, 3] as const) {
   registerCodec({
     kind: 'match',
@@ -336,6 +441,7 @@ for (const revision of [1, 2, 3] as const) {
     decode: (p, family) => decodeConntrack(p, family, revision),
     save: saveConntrack,
     alias: (o) => (o.stateAlias ? 'state' : 'conntrack'),
+    ...(revision === 3 ? { encode: encodeConntrack } : {}),
   } satisfies ExtensionCodec<ConntrackOptions>);
 }
 
@@ -374,6 +480,7 @@ registerCodec({
   revision: 1,
   decode: (p) => ({ mark: p.u32(0), mask: p.u32(4), invert: p.u8(8) !== 0 }),
   save: (o) => `${not(o.invert)} --mark ${hex(o.mark)}${o.mask === 0xffffffff ? '' : '/' + hex(o.mask)}`,
+  encode: (o) => new StructWriter(12).u32(0, o.mark).u32(4, o.mask).u8(8, o.invert ? 1 : 0).bytes,
 } satisfies ExtensionCodec<MarkMatchOptions>);
 
 // ---- multiport ---------------------------------------------------------------------------------

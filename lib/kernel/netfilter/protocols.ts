@@ -39,3 +39,16 @@ function systemProtocols(): Map<number, string> {
 export function protocolName(proto: number): string | null {
   return systemProtocols().get(proto) ?? XTABLES_PROTOS.get(proto) ?? null;
 }
+
+/** The protocol number for a name iptables accepts (`tcp`, `ipv6-icmp`, `icmpv6`, `all`) or a number. */
+export function protocolNumber(name: string | number): number {
+  if (typeof name === 'number' || /^\d+$/.test(name)) {
+    const n = Number(name);
+    if (!Number.isInteger(n) || n < 0 || n > 255) throw new RangeError(`protocol ${name} is not 0-255`);
+    return n;
+  }
+  if (name === 'all') return 0;
+  for (const [n, known] of systemProtocols()) if (known === name) return n;
+  for (const [n, known] of XTABLES_PROTOS) if (known === name) return n;
+  throw new RangeError(`unknown protocol ${JSON.stringify(name)}`);
+}

@@ -1,0 +1,109 @@
+// What the kernel would refuse, refused before committing: a libiptc commit fails with a bare
+// EINVAL (the reason only in dmesg) and takes every other change of the table down with it.
+import { protocolNumber } from './protocols.js';
+import type { ExtensionSpec, RuleSpec, TableState } from './spec.js';
+
+export class RuleValidationError extends RangeError {
+  override readonly name = 'RuleValidationError';
+}
+
+const BUILTINS: Readonly<Record<string, readonly string[]>> = {
+  filter: ['INPUT', 'FORWARD', 'OUTPUT'],
+  nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
+  mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
+  raw: ['PREROUTING', 'OUTPUT'],
+  security: ['INPUT', 'FORWARD', 'OUTPUT'],
+};
+
+/** The longest chain name a jump can carry (xt_entry_target's name field). */
+export const MAX_CHAIN_NAME = 28;
+
+const PORT_PROTOCOLS = new Set([6, 17, 33, 132, 136]); // tcp, udp, dccp, sctp, udplite
+
+function options<T>(ext: ExtensionSpec): T | null {
+  return (ext.options ?? null) as T | null;
+}
+
+/** Throws RuleValidationError naming the chain, rule and reason for the first problem found. */
+export function validateTableState(state: TableState, ownedPrefix: string): void {
+  const builtins = BUILTINS[state.table];
+  if (!builtins) throw new RuleValidationError(`table ${state.table}: nodenet writes only ${Object.keys(BUILTINS).join(', ')}`);
+  const owned = new Map<string, RuleSpec[]>();
+  for (const c of state.chains) {
+    if (!c.name.startsWith(ownedPrefix)) throw new RuleValidationError(`chain ${c.name}: nodenet's chains are named ${ownedPrefix}*`);
+    if (Buffer.byteLength(c.name) > MAX_CHAIN_NAME) throw new RuleValidationError(`chain ${c.name}: longer than ${MAX_CHAIN_NAME} bytes`);
+    if (owned.has(c.name)) throw new RuleValidationError(`chain ${c.name}: listed twice`);
+    owned.set(c.name, c.rules);
+  }
+
+  // Which builtin hooks reach each owned chain, through jumps and gotos; a loop is refused (ELOOP).
+  const hooks = new Map<string, Set<string>>([...owned.keys()].map((n) => [n, new Set<string>()]));
+  const visit = (chain: string, hook: string, path: string[]) => {
+    if (path.includes(chain)) throw new RuleValidationError(`chains ${[...path, chain].join(' -> ')} form a loop`);
+    const seen = hooks.get(chain)!;
+    if (seen.has(hook)) return;
+    seen.add(hook);
+    for (const r of owned.get(chain) ?? []) {
+      if (r.target.kind === 'jump' && owned.has(r.target.chain)) visit(r.target.chain, hook, [...path, chain]);
+    }
+  };
+  for (const j of state.jumps) {
+    if (!builtins.includes(j.chain)) throw new RuleValidationError(`jump from ${j.chain}: not a builtin chain of ${state.table}`);
+    if (j.rule.target.kind !== 'jump' || !owned.has(j.rule.target.chain)) {
+      throw new RuleValidationError(`jump from ${j.chain}: must target one of nodenet's chains in this state`);
+    }
+    visit(j.rule.target.chain, j.chain, []);
+  }
+
+  const check = (where: string, r: RuleSpec, reach: Set<string>) => validateRule(state, where, r, reach, owned);
+  for (const j of state.jumps) check(`${state.table} ${j.chain} (jump)`, j.rule, new Set([j.chain]));
+  for (const [name, rules] of owned) rules.forEach((r, i) => check(`${state.table} ${name} rule ${i + 1}`, r, hooks.get(name)!));
+}
+
+function validateRule(state: TableState, where: string, r: RuleSpec, reach: Set<string>, owned: Map<string, RuleSpec[]>): void {
+  const fail = (why: string): never => {
+    throw new RuleValidationError(`${where}: ${why}`);
+  };
+  const only = (allowed: string[], what: string) => {
+    const bad = [...reach].filter((h) => !allowed.includes(h));
+    if (bad.length) fail(`${what} is valid only from ${allowed.join('/')}, but ${bad.join('/')} reach this rule`);
+  };
+  let proto: number | null = null;
+  try {
+    proto = r.protocol ? (r.protocol.number ?? protocolNumber(r.protocol.name ?? 'all')) : null;
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const positiveProto = r.protocol && !r.protocol.invert ? proto : null;
+  if (r.inInterface) only(['PREROUTING', 'INPUT', 'FORWARD'], '-i (in-interface)');
+  if (r.outInterface) only(['FORWARD', 'OUTPUT', 'POSTROUTING'], '-o (out-interface)');
+  if (r.fragment && state.family !== 'ipv4') fail('-f exists only for IPv4');
+
+  for (const m of r.matches ?? []) {
+    if (Buffer.byteLength(m.name) > 28) fail(`match name ${m.name} is too long`);
+    if (m.name === 'tcp' || m.name === 'udp') {
+      if (positiveProto !== protocolNumber(m.name)) fail(`-m ${m.name} needs -p ${m.name}`);
+    }
+    if (m.name === 'comment') {
+      const c = options<{ comment: string }>(m);
+      if (c && Buffer.byteLength(c.comment) > 255) fail('a comment holds at most 255 bytes');
+    }
+    if (m.name === 'addrtype') {
+      const a = options<{ limitInInterface: boolean; limitOutInterface: boolean }>(m);
+      if (a?.limitInInterface) only(['PREROUTING', 'INPUT', 'FORWARD'], 'addrtype --limit-iface-in');
+      if (a?.limitOutInterface) only(['FORWARD', 'OUTPUT', 'POSTROUTING'], 'addrtype --limit-iface-out');
+    }
+  }
+
+  const t = r.target;
+  if (t.kind === 'jump' && !owned.has(t.chain)) fail(`jumps to ${t.chain}, which is not one of nodenet's chains in this state`);
+  if (t.kind === 'extension') {
+    if (t.name === 'DNAT') {
+      if (state.table !== 'nat') fail('DNAT belongs in the nat table');
+      only(['PREROUTING', 'OUTPUT'], 'DNAT');
+      const n = options<{ ports: unknown }>(t);
+      if (n?.ports && (positiveProto === null || !PORT_PROTOCOLS.has(positiveProto))) fail('DNAT to a port needs -p tcp, udp, sctp or dccp');
+    }
+    if (t.name === 'CT' && state.table !== 'raw') fail('CT belongs in the raw table');
+  }
+}
