@@ -7,5 +7,7 @@ export * as links from './links.js';
 export * as netfilter from './netfilter/index.js';
 export * as qdiscs from './qdiscs/index.js';
 export * as runtime from './runtime.js';
+export * as conntrack from './conntrack.js';
+export * as sysctl from './sysctl.js';
 export { KernelError, isKernelError } from './errors.js';
 export type { Link, NetnsOption, OperState } from './links.js';

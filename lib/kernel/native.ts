@@ -120,6 +120,11 @@ export interface NativeAddon {
   applyTable(spec: RawApplySpec, netns?: string): Promise<RawApplyResult>;
   listQdiscs(device?: string, netns?: string): Promise<RawQdisc[]>;
   changeQdisc(request: RawQdiscRequest, netns?: string): Promise<void>;
+  readSysctl(name: string, netns?: string): Promise<string>;
+  writeSysctl(name: string, value: string, netns?: string): Promise<void>;
+  acquireLock(path: string): Promise<number>;
+  releaseLock(id: number): boolean;
+  deleteConntrack(filter: { family: 4 | 6; protocol: number; destination: Buffer; port: number }, netns?: string): Promise<number>;
   versions(): RawVersions;
   workerThreads(): number;
   threadNetns(index: number): Promise<number>;

@@ -31,3 +31,19 @@ export async function workerNamespaces(): Promise<WorkerNamespaces> {
   const workers = await Promise.all(Array.from({ length: count }, (_, i) => kernelCall(addon.threadNetns(i))));
   return { process: statSync('/proc/self/ns/net').ino, workers };
 }
+
+export interface HeldLock {
+  /** Releases the lock (also released when the process exits, however it exits). */
+  release(): void;
+}
+
+/**
+ * Takes an exclusive lock on a file, without waiting: the agent holds /run/nodenet.lock so that
+ * only one nodenet writes a node's kernel state. Rejects with KernelError code EAGAIN (and
+ * the holder's pid in the message) when another process has it.
+ */
+export async function lockFile(path: string): Promise<HeldLock> {
+  const addon = native();
+  const id = await kernelCall(addon.acquireLock(path));
+  return { release: () => void addon.releaseLock(id) };
+}

@@ -8,6 +8,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterNetfilter(env, exports);
   RegisterQdiscs(env, exports);
   RegisterRuntime(env, exports);
+  RegisterSystem(env, exports);
+  RegisterConntrack(env, exports);
 #ifdef NODENET_SANITIZE
   RegisterSanitizerProbes(env, exports);
 #endif

@@ -3,6 +3,10 @@
 
 #include <napi.h>
 
+#include <map>
+#include <memory>
+
+#include "../kernel/file_lock.h"
 #include "worker_pool.h"
 
 namespace nodenet {
@@ -10,7 +14,12 @@ namespace nodenet {
 struct AddonState {
   explicit AddonState(Napi::Env env) : pool(env, ConfiguredPoolSize()) {}
   WorkerPool pool;
+  // File locks held for JS, by id (JS thread only).
+  std::map<uint32_t, std::unique_ptr<FileLock>> locks;
+  uint32_t next_lock_id = 1;
 };
+
+inline AddonState& StateOf(Napi::Env env) { return *env.GetInstanceData<AddonState>(); }
 
 inline WorkerPool& PoolOf(Napi::Env env) { return env.GetInstanceData<AddonState>()->pool; }
 
@@ -18,6 +27,8 @@ void RegisterLinks(Napi::Env env, Napi::Object exports);
 void RegisterNetfilter(Napi::Env env, Napi::Object exports);
 void RegisterQdiscs(Napi::Env env, Napi::Object exports);
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
+void RegisterSystem(Napi::Env env, Napi::Object exports);
+void RegisterConntrack(Napi::Env env, Napi::Object exports);
 #ifdef NODENET_SANITIZE
 void RegisterSanitizerProbes(Napi::Env env, Napi::Object exports);
 #endif

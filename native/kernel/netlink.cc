@@ -36,7 +36,7 @@ std::string ExtackMessage(const nlmsgerr* nlerr) {
 }
 
 int CaptureKernelError(sockaddr_nl*, nlmsgerr* nlerr, void* arg) {
-  auto* ack = static_cast<NlRouteSocket::KernelAck*>(arg);
+  auto* ack = static_cast<NlSocket::KernelAck*>(arg);
   ack->err = -nlerr->error;
   ack->extack = ExtackMessage(nlerr);
   return NL_STOP;  // libnl then returns its own code for the error; Fail() uses what we kept
@@ -44,10 +44,12 @@ int CaptureKernelError(sockaddr_nl*, nlmsgerr* nlerr, void* arg) {
 
 }  // namespace
 
-NlRouteSocket::NlRouteSocket(std::string object) : object_(std::move(object)) {
+NlRouteSocket::NlRouteSocket(std::string object) : NlSocket(NETLINK_ROUTE, std::move(object)) {}
+
+NlSocket::NlSocket(int protocol, std::string object) : object_(std::move(object)) {
   sock_ = nl_socket_alloc();
   if (sock_ == nullptr) throw KernelError(ENOMEM, object_, "cannot allocate a netlink socket");
-  int rc = nl_connect(sock_, NETLINK_ROUTE);
+  int rc = nl_connect(sock_, protocol);
   if (rc < 0) {
     nl_socket_free(sock_);
     sock_ = nullptr;
@@ -60,13 +62,13 @@ NlRouteSocket::NlRouteSocket(std::string object) : object_(std::move(object)) {
   nl_socket_modify_err_cb(sock_, NL_CB_CUSTOM, CaptureKernelError, &last_);
 }
 
-NlRouteSocket::~NlRouteSocket() {
+NlSocket::~NlSocket() {
   if (sock_ != nullptr) nl_socket_free(sock_);
 }
 
-void NlRouteSocket::ResetError() { last_ = KernelAck{}; }
+void NlSocket::ResetError() { last_ = KernelAck{}; }
 
-void NlRouteSocket::Fail(int nl_code, const std::string& object) const {
+void NlSocket::Fail(int nl_code, const std::string& object) const {
   const std::string& what = object.empty() ? object_ : object;
   if (last_.err != 0) throw KernelError(last_.err, what, {}, last_.extack);
   throw KernelError(NlErrorToErrno(nl_code), what, nl_geterror(nl_code));

@@ -10,14 +10,15 @@
 
 namespace nodenet {
 
-class NlRouteSocket {
+class NlSocket {
  public:
-  // Opens and connects NETLINK_ROUTE in the calling thread's current network namespace.
-  // object names what the socket is for, for error messages. Throws KernelError.
-  explicit NlRouteSocket(std::string object);
-  NlRouteSocket(const NlRouteSocket&) = delete;
-  NlRouteSocket& operator=(const NlRouteSocket&) = delete;
-  ~NlRouteSocket();
+  // Opens and connects a netlink socket of `protocol` (NETLINK_ROUTE, NETLINK_NETFILTER) in the
+  // calling thread's current network namespace. object names what the socket is for, for error
+  // messages. Throws KernelError.
+  NlSocket(int protocol, std::string object);
+  NlSocket(const NlSocket&) = delete;
+  NlSocket& operator=(const NlSocket&) = delete;
+  ~NlSocket();
 
   nl_sock* get() const { return sock_; }
 
@@ -41,5 +42,11 @@ class NlRouteSocket {
 
 // Positive errno for a libnl NLE_* code (as a positive or negative number).
 int NlErrorToErrno(int nl_code);
+
+// The rtnetlink socket links and qdiscs use.
+class NlRouteSocket : public NlSocket {
+ public:
+  explicit NlRouteSocket(std::string object);
+};
 
 }  // namespace nodenet
