@@ -102,7 +102,7 @@ t.test('SIGKILL during commits leaves each table wholly old or wholly new', asyn
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
     const comments = await chainComments(ns, 'NODENET-BIG');
-    const tags = new Set(comments.map((c) => c.split(' ')[0]));
+    const tags = new Set(comments.map((c) => c.split(' ')[0] ?? ''));
     t.ok(comments.length === 0 || (comments.length === 2000 && tags.size === 1), `after kill ${kill + 1}: ${comments.length} rules, versions ${[...tags].join(',')}`);
     for (const tag of tags) seen.add(tag);
   }
