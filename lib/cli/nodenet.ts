@@ -4,6 +4,9 @@ import { parseArgs } from 'node:util';
 
 import { isKernelError } from '../kernel/index.js';
 import { createLogger } from '../log.js';
+import { agentCommand, agentHelp } from './commands/agent.js';
+import { cleanupCommand, cleanupHelp } from './commands/cleanup.js';
+import { diffCommand, diffHelp } from './commands/diff.js';
 import { linksCommand, linksHelp } from './commands/links.js';
 import { rulesCommand, rulesHelp } from './commands/rules.js';
 import { versionCommand, versionHelp } from './commands/version.js';
@@ -13,7 +16,7 @@ const HELP = `nodenet: a Kubernetes node network agent
 Usage: nodenet <command> [options]
 
 Commands:
-${[versionHelp, linksHelp, rulesHelp].map((h) => '  ' + h.replace(/\n/g, '\n  ')).join('\n\n')}
+${[versionHelp, linksHelp, rulesHelp, agentHelp, diffHelp, cleanupHelp].map((h) => '  ' + h.replace(/\n/g, '\n  ')).join('\n\n')}
 
   nodenet help, nodenet --help
   This text.
@@ -58,6 +61,12 @@ async function main(argv: string[]): Promise<string> {
         json: values.json,
       });
     }
+    case 'agent':
+      return agentCommand(netns);
+    case 'diff':
+      return diffCommand({ ...netns, json: values.json });
+    case 'cleanup':
+      return cleanupCommand({ ...netns, json: values.json });
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }

@@ -123,6 +123,17 @@ std::string DescribeEdit(const std::string& chain, size_t at, size_t removed, si
   return "chain " + chain + ": replace " + gone + " with " + rules(added);
 }
 
+// What applying spec to a table that does not exist yet would do, in the words Applier uses.
+std::vector<std::string> DescribeCreation(const XtApplySpec& spec) {
+  std::vector<std::string> changes{"create table " + spec.table};
+  for (const auto& c : spec.chains) changes.push_back("create chain " + c.name);
+  for (const auto& c : spec.chains) {
+    if (!c.rules.empty()) changes.push_back(DescribeEdit(c.name, 0, 0, c.rules.size(), 0));
+  }
+  for (const auto& j : spec.jumps) changes.push_back("insert jump " + j.chain + " -> " + j.rule.target);
+  return changes;
+}
+
 bool Owned(const std::string& chain, const std::string& prefix) {
   return !prefix.empty() && chain.compare(0, prefix.size(), prefix) == 0;
 }
@@ -266,8 +277,15 @@ XtApplyResult Apply(const XtApplySpec& spec) {
     result.lock_hold_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - held_since).count();
     return result;
   };
-  // Nothing to own and no table: nothing to remove either, and libiptc would create the table.
-  if (spec.chains.empty() && spec.jumps.empty() && !TableExists(spec.family, spec.table)) return finish();
+  // Reading a table that does not exist would create it (libiptc instantiates it): with nothing to
+  // own there is nothing to remove, and a dry run can say what creating it would do.
+  if (!TableExists(spec.family, spec.table)) {
+    if (spec.chains.empty() && spec.jumps.empty()) return finish();
+    if (spec.dry_run) {
+      result.changes = DescribeCreation(spec);
+      return finish();
+    }
+  }
 
   std::lock_guard<std::mutex> guard(libiptc_mutex);
   for (int attempt = 1;; ++attempt) {

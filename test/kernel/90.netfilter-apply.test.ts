@@ -256,8 +256,12 @@ t.test('an empty state on a namespace without the table creates nothing', async 
 t.test('diff reports and changes nothing', async (t) => {
   const ns = await makeNetns(t);
   const d = await netfilter.diff(await natState(), { netns: ns.path });
-  t.same(d.changes, ['create chain NODENET-X', 'chain NODENET-X: add 1 rule at position 1', 'insert jump PREROUTING -> NODENET-X']);
+  t.same(d.changes, ['create table nat', 'create chain NODENET-X', 'chain NODENET-X: add 1 rule at position 1', 'insert jump PREROUTING -> NODENET-X']);
   t.notOk(d.committed);
+  t.same(await legacyTableNames(ns, 'ipv4'), [], 'the table was described, not created');
+  await iptables(ns, 'ipv4', ['-t', 'nat', '-N', 'SOMEONE-ELSE']);
+  const existing = await netfilter.diff(await natState(), { netns: ns.path });
+  t.same(existing.changes, ['create chain NODENET-X', 'chain NODENET-X: add 1 rule at position 1', 'insert jump PREROUTING -> NODENET-X'], 'against an existing table');
   t.notMatch(await iptablesSave(ns, 'ipv4', 'nat'), /NODENET/);
 });
 

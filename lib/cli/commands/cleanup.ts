@@ -1,0 +1,47 @@
+import { netfilter } from '../../kernel/index.js';
+import type { IpFamily } from '../../kernel/netfilter/index.js';
+import { acquireNodeLock, DEFAULT_NODE_LOCK, NodeLockBusyError } from '../../controller/node-lock.js';
+import { toJson } from '../output.js';
+
+export const cleanupHelp = `nodenet cleanup [--netns PATH] [--json]
+  Removes everything nodenet owns from every legacy iptables table of both families: its
+  NODENET-* chains and the jumps into them. Nothing else is touched and no table is created.
+  Refuses while an agent holds the node lock (NODENET_LOCK_FILE, default ${DEFAULT_NODE_LOCK}):
+  the agent would put its rules back.`;
+
+// raw before filter: NOTRACK rules must go before the ACCEPTs that untracked DNS packets need.
+const ORDER = ['raw', 'mangle', 'nat', 'filter', 'security'];
+
+export async function cleanupCommand(options: { netns?: string; json: boolean }): Promise<string> {
+  let lock;
+  try {
+    lock = await acquireNodeLock(process.env.NODENET_LOCK_FILE || DEFAULT_NODE_LOCK);
+  } catch (error) {
+    if (!(error instanceof NodeLockBusyError)) throw error;
+    process.stderr.write(`nodenet cleanup: ${error.message}; stop the agent first\n`);
+    process.exitCode = 1;
+    return '';
+  }
+  try {
+    const where = options.netns === undefined ? {} : { netns: options.netns };
+    const removed: Array<{ family: IpFamily; table: string; changes: string[] }> = [];
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      const tables = await netfilter.tables({ ...where, family });
+      const ordered = [...tables].sort((a, b) => rank(a) - rank(b));
+      for (const table of ordered) {
+        const result = await netfilter.apply({ family, table, chains: [], jumps: [] }, where);
+        if (result.changes.length) removed.push({ family, table, changes: result.changes });
+      }
+    }
+    if (options.json) return toJson(removed) + '\n';
+    if (!removed.length) return 'nothing of nodenet\'s was left\n';
+    return removed.map((r) => `${r.family} ${r.table}:\n${r.changes.map((c) => `  ${c}\n`).join('')}`).join('');
+  } finally {
+    lock.release();
+  }
+}
+
+function rank(table: string): number {
+  const i = ORDER.indexOf(table);
+  return i === -1 ? ORDER.length : i;
+}

@@ -1,0 +1,83 @@
+// The node-fixes agent assembled: the node lock, informers, the controller, Events, metrics and the
+// health server. `nodenet agent` runs this until SIGTERM; stopping leaves every rule in place (a
+// restarting agent must not open a window in which the node has no fixes).
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+import { Controller } from '../controller.js';
+import { EventRecorder } from '../events.js';
+import { startHealthServer, type HealthServer } from '../health-server.js';
+import { kernelWorkersLive } from '../kernel-liveness.js';
+import { Metrics } from '../metrics.js';
+import { acquireNodeLock } from '../node-lock.js';
+import type { AgentConfig } from './config.js';
+import { nodeFixesInformers } from './informers.js';
+import { NodeFixesMetrics, readMatchedCounters } from './metrics.js';
+import { CONTROLLER, NodeFixesReconciler } from './reconciler.js';
+
+export interface RunningAgent {
+  health: HealthServer;
+  controller: Controller;
+  /** Stops watching and reconciling; kernel state stays as it is. */
+  stop(): Promise<void>;
+}
+
+export interface AgentOptions {
+  config: AgentConfig;
+  kubeConfig: KubeConfig;
+  netns?: string;
+  log: Logger;
+}
+
+/** Starts the agent. Rejects with NodeLockBusyError when another agent runs on the node. */
+export async function startNodeFixesAgent({ config, kubeConfig, netns, log }: AgentOptions): Promise<RunningAgent> {
+  const lock = await acquireNodeLock(config.lockFile);
+  try {
+    const metrics = new Metrics();
+    const fixesMetrics = new NodeFixesMetrics(metrics.registry, async () => {
+      try {
+        return await readMatchedCounters(config.fixes.families, netns);
+      } catch (error) {
+        log.warn({ err: error }, "cannot read the counters of nodenet's chains");
+        return [];
+      }
+    });
+    const informers = nodeFixesInformers(kubeConfig, config, log);
+    const events = new EventRecorder({ kubeConfig, component: 'nodenet', host: config.nodeName, metrics, log });
+    const reconciler = new NodeFixesReconciler({ config, ...(netns === undefined ? {} : { netns }), informers, kubeConfig, metrics, fixesMetrics, events, log });
+    const controller = new Controller({
+      name: CONTROLLER,
+      informers: [informers.services, informers.node, ...(informers.dnsSlices ? [informers.dnsSlices] : [])],
+      reconcile: () => reconciler.reconcile(),
+      resyncPeriodMs: config.resyncPeriodMs,
+      onResync: () => reconciler.resyncDue(),
+      metrics,
+      log,
+    });
+    const health = await startHealthServer({
+      ...config.listen,
+      registry: metrics.registry,
+      liveness: () => kernelWorkersLive(),
+      readiness: () => controller.readiness(),
+    });
+    log.info(
+      { listen: `${health.host}:${health.port}`, node: config.nodeName, netns: netns ?? null, proxyMode: config.proxyMode, resyncPeriodMs: config.resyncPeriodMs, lockFile: config.lockFile },
+      'nodenet agent started',
+    );
+    void controller.start();
+    return {
+      health,
+      controller,
+      async stop() {
+        await controller.stop();
+        await events.flush();
+        await health.close();
+        lock.release();
+        log.info('nodenet agent stopped; rules left in place');
+      },
+    };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}

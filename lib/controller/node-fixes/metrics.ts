@@ -1,0 +1,138 @@
+// The node fixes' metrics, per feature and per table, never per rule or Service.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+import { netfilter } from '../../kernel/index.js';
+import type { IpFamily, TableState } from '../../kernel/netfilter/index.js';
+import { CHAINS } from '../../model/index.js';
+
+export type Feature = 'drop-invalid' | 'external-cluster' | 'notrack-dns';
+
+const FEATURE_OF_CHAIN: ReadonlyMap<string, Feature> = new Map([
+  [CHAINS.dropInvalid, 'drop-invalid'],
+  [CHAINS.externalPods, 'external-cluster'],
+  [CHAINS.externalHost, 'external-cluster'],
+  [CHAINS.dnsAccept, 'notrack-dns'],
+  [CHAINS.dnsNotrack, 'notrack-dns'],
+]);
+
+export function featureOfChain(chain: string): Feature | undefined {
+  return FEATURE_OF_CHAIN.get(chain);
+}
+
+const LOCK_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export class NodeFixesMetrics {
+  readonly rules: Gauge<'feature' | 'family'>;
+  readonly lockWait: Histogram<'family' | 'table'>;
+  readonly lockHold: Histogram<'family' | 'table'>;
+  readonly commits: Counter<'family' | 'table'>;
+  readonly changes: Counter<'family' | 'table'>;
+  readonly conntrackDeleted: Counter<'family'>;
+  readonly findings: Gauge<'fix' | 'reason' | 'severity'>;
+  readonly proxyMode: Gauge<'mode'>;
+  readonly services: Gauge;
+
+  constructor(registry: Registry, matched: () => Promise<MatchedCounters>) {
+    const registers = [registry];
+    this.rules = new Gauge({ name: 'nodenet_rules', help: "Rules in nodenet's chains after the last apply.", labelNames: ['feature', 'family'], registers });
+    this.lockWait = new Histogram({
+      name: 'nodenet_xtables_lock_wait_seconds',
+      help: 'Time spent waiting for the xtables lock per table apply (other writers held it).',
+      labelNames: ['family', 'table'],
+      buckets: LOCK_BUCKETS,
+      registers,
+    });
+    this.lockHold = new Histogram({
+      name: 'nodenet_xtables_lock_hold_seconds',
+      help: 'Time nodenet held the xtables lock per table apply (other writers waited at most this).',
+      labelNames: ['family', 'table'],
+      buckets: LOCK_BUCKETS,
+      registers,
+    });
+    this.commits = new Counter({ name: 'nodenet_netfilter_commits_total', help: 'Table commits (none when a table already was as desired).', labelNames: ['family', 'table'], registers });
+    this.changes = new Counter({ name: 'nodenet_netfilter_changes_total', help: 'Chain and jump edits committed.', labelNames: ['family', 'table'], registers });
+    this.conntrackDeleted = new Counter({
+      name: 'nodenet_conntrack_flows_deleted_total',
+      help: 'Stale UDP conntrack flows deleted after a DNAT appeared, changed or went.',
+      labelNames: ['family'],
+      registers,
+    });
+    this.findings = new Gauge({ name: 'nodenet_findings', help: 'What the last reconcile refused or noticed, by fix and reason.', labelNames: ['fix', 'reason', 'severity'], registers });
+    this.proxyMode = new Gauge({ name: 'nodenet_proxy_mode', help: 'The kube-proxy mode the last reconcile worked with (1 for that mode).', labelNames: ['mode'], registers });
+    this.services = new Gauge({ name: 'nodenet_services', help: 'Services the last reconcile rendered from (held ones included).', registers });
+    const collectMatched = (pick: (c: MatchedCounter) => bigint) =>
+      async function collect(this: Counter<'feature' | 'family'>) {
+        const counters = await matched();
+        this.reset();
+        for (const c of counters) this.inc({ feature: c.feature, family: c.family }, Number(pick(c)));
+      };
+    new Counter({
+      name: 'nodenet_matched_packets_total',
+      help: "Packets nodenet's rules acted on (DROP, DNAT, CT --notrack), from the kernel's rule counters.",
+      labelNames: ['feature', 'family'],
+      registers,
+      collect: collectMatched((c) => c.packets),
+    });
+    new Counter({
+      name: 'nodenet_matched_bytes_total',
+      help: "Bytes of the packets nodenet's rules acted on, from the kernel's rule counters.",
+      labelNames: ['feature', 'family'],
+      registers,
+      collect: collectMatched((c) => c.bytes),
+    });
+  }
+
+  /** Sets the rules gauge from the tables just applied. */
+  countRules(tables: readonly TableState[]): void {
+    const counts = new Map<string, number>();
+    for (const t of tables) {
+      for (const chain of t.chains) {
+        const feature = featureOfChain(chain.name);
+        if (feature) counts.set(`${feature} ${t.family}`, (counts.get(`${feature} ${t.family}`) ?? 0) + chain.rules.length);
+      }
+    }
+    this.rules.reset();
+    for (const feature of new Set(FEATURE_OF_CHAIN.values())) {
+      for (const family of new Set(tables.map((t) => t.family))) this.rules.set({ feature, family }, counts.get(`${feature} ${family}`) ?? 0);
+    }
+  }
+}
+
+export interface MatchedCounter {
+  feature: Feature;
+  family: IpFamily;
+  packets: bigint;
+  bytes: bigint;
+}
+export type MatchedCounters = MatchedCounter[];
+
+/**
+ * Packets and bytes per feature, summed over the rules in nodenet's chains whose target acts on a
+ * packet (DROP, DNAT, CT): a DNATed packet also passes its MARK rule, and untracked DNS its ACCEPT,
+ * so counting every rule would count one packet twice. Reads only tables that exist.
+ */
+export async function readMatchedCounters(families: readonly IpFamily[], netns: string | undefined): Promise<MatchedCounters> {
+  const totals = new Map<string, MatchedCounter>();
+  for (const family of families) {
+    const where = { family, ...(netns === undefined ? {} : { netns }) };
+    const existing = await netfilter.tables(where);
+    for (const name of ['filter', 'nat', 'raw'].filter((t) => existing.includes(t))) {
+      const table = await netfilter.read({ ...where, table: name });
+      for (const chain of table.chains) {
+        const feature = featureOfChain(chain.name);
+        if (!feature) continue;
+        const key = `${feature} ${family}`;
+        const total = totals.get(key) ?? { feature, family, packets: 0n, bytes: 0n };
+        for (const rule of chain.rules) {
+          const t = rule.target;
+          const acts = (t.kind === 'verdict' && t.verdict === 'DROP') || (t.kind === 'extension' && (t.name === 'DNAT' || t.name === 'CT'));
+          if (!acts) continue;
+          total.packets += rule.counters.packets;
+          total.bytes += rule.counters.bytes;
+        }
+        totals.set(key, total);
+      }
+    }
+  }
+  return [...totals.values()];
+}
