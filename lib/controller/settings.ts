@@ -19,7 +19,7 @@ export function parseDuration(variable: string, text: string): number {
   const parts = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/.test(text) ? text.match(/\d+(?:\.\d+)?(?:ms|s|m|h)/g)! : null;
   if (!parts) throw new ConfigError(variable, `must be a duration such as 60s, 1m30s or 500ms, not ${JSON.stringify(text)}`);
   const ms = parts.reduce((sum, part) => {
-    const [, value, unit] = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(part)!;
+    const [, value, unit] = part.match(/^(\d+(?:\.\d+)?)(ms|s|m|h)$/)!;
     return sum + Number(value) * UNITS[unit!]!;
   }, 0);
   if (!(ms >= 1)) throw new ConfigError(variable, `must be at least 1ms, not ${JSON.stringify(text)}`);
@@ -28,7 +28,7 @@ export function parseDuration(variable: string, text: string): number {
 
 /** "host:port" or "[v6]:port"; port 0 picks a free one. */
 export function parseListenAddress(variable: string, text: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const m = text.match(/^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/);
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new ConfigError(variable, `must be host:port (e.g. 0.0.0.0:9402 or [::]:9402), not ${JSON.stringify(text)}`);
   return { host: (m[1] ?? m[2])!, port };

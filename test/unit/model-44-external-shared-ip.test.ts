@@ -2,26 +2,8 @@
 // rules match protocol and port, so each port goes to its own Service's cluster IP.
 import t from 'tap';
 
-
-import { decodeRule } from '../../lib/kernel/netfilter/decode.js';
-import { encodeRule } from '../../lib/kernel/netfilter/encode.js';
-import { saveRule } from '../../lib/kernel/netfilter/save.js';
-import type { IpFamily, RuleSpec } from '../../lib/kernel/netfilter/index.js';
 import { render, type DesiredState, type FixesConfig, type ModelInput, type ServiceInput } from '../../lib/model/index.js';
-
-// The rule as iptables-save prints it, through the kernel layer's own encoder and decoder.
-function line(chain: string, r: RuleSpec, family: IpFamily): string {
-  const e = encodeRule(r, family);
-  const standard = e.target.standard;
-  const raw = { ip: e.ip, packets: 0n, bytes: 0n, matches: e.matches, target: standard ? { name: '', revision: 0, data: Buffer.alloc(0) } : e.target, verdict: standard ? e.target.name : '' };
-  return saveRule(chain, decodeRule(raw, family), family);
-}
-
-function save(state: DesiredState, family: IpFamily, table: string): string[] {
-  const ts = state.tables.find((x) => x.family === family && x.table === table);
-  if (!ts) throw new Error(`no ${family} ${table}`);
-  return [...ts.jumps.map((j) => line(j.chain, j.rule, family)), ...ts.chains.flatMap((c) => [`:${c.name}`, ...c.rules.map((r) => line(c.name, r, family))])];
-}
+import { save } from '../helpers/rendered.js';
 
 const config = (over: Partial<FixesConfig> = {}): FixesConfig => ({
   dropInvalidInput: false,

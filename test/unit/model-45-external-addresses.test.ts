@@ -3,26 +3,8 @@
 // Service, and never an empty or unparsable address.
 import t from 'tap';
 
-
-import { decodeRule } from '../../lib/kernel/netfilter/decode.js';
-import { encodeRule } from '../../lib/kernel/netfilter/encode.js';
-import { saveRule } from '../../lib/kernel/netfilter/save.js';
-import type { IpFamily, RuleSpec } from '../../lib/kernel/netfilter/index.js';
 import { render, type DesiredState, type FixesConfig, type ModelInput, type ServiceInput } from '../../lib/model/index.js';
-
-// The rule as iptables-save prints it, through the kernel layer's own encoder and decoder.
-function line(chain: string, r: RuleSpec, family: IpFamily): string {
-  const e = encodeRule(r, family);
-  const standard = e.target.standard;
-  const raw = { ip: e.ip, packets: 0n, bytes: 0n, matches: e.matches, target: standard ? { name: '', revision: 0, data: Buffer.alloc(0) } : e.target, verdict: standard ? e.target.name : '' };
-  return saveRule(chain, decodeRule(raw, family), family);
-}
-
-function save(state: DesiredState, family: IpFamily, table: string): string[] {
-  const ts = state.tables.find((x) => x.family === family && x.table === table);
-  if (!ts) throw new Error(`no ${family} ${table}`);
-  return [...ts.jumps.map((j) => line(j.chain, j.rule, family)), ...ts.chains.flatMap((c) => [`:${c.name}`, ...c.rules.map((r) => line(c.name, r, family))])];
-}
+import { save } from '../helpers/rendered.js';
 
 const config = (over: Partial<FixesConfig> = {}): FixesConfig => ({
   dropInvalidInput: false,
@@ -50,7 +32,6 @@ const world = (services: ServiceInput[], over: Partial<ModelInput> = {}): ModelI
   node: { metadata: { name: 'node-1' }, spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] } },
   ...over,
 });
-
 
 const withIngress = (ingress: NonNullable<NonNullable<ServiceInput['status']>['loadBalancer']>['ingress']): ServiceInput => ({ ...web, status: { loadBalancer: { ingress } } });
 const dests = (state: DesiredState) => [...new Set(save(state, 'ipv4', 'nat').filter((l) => l.includes('DNAT')).map((l) => /-d (\S+)/.exec(l)?.[1]))];

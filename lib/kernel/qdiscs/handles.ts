@@ -7,7 +7,7 @@ export const TC_H_UNSPEC = 0;
 export function parseHandle(text: string): number {
   if (text === 'root') return TC_H_ROOT;
   if (text === 'none') return TC_H_UNSPEC;
-  const m = /^([0-9a-fA-F]{0,4}):([0-9a-fA-F]{0,4})$/.exec(text);
+  const m = text.match(/^([0-9a-fA-F]{0,4}):([0-9a-fA-F]{0,4})$/);
   if (!m) throw new TypeError(`${JSON.stringify(text)} is not a tc handle (MAJ:MIN in hex, "root" or "none")`);
   return ((parseInt(m[1] || '0', 16) << 16) | parseInt(m[2] || '0', 16)) >>> 0;
 }
