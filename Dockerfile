@@ -1,11 +1,12 @@
 # syntax=docker/dockerfile:1
-# The nodenet agent image: the addon built from source against Debian 12's libnl and libiptc, and a
-# slim runtime with only their shared libraries. Not built in CI (no container engine there).
+# The nodenet agent image: the addon built from source against Debian 12's libnl, libiptc, libnftnl
+# and libmnl, and a slim runtime with only their shared libraries. Not built in CI (no container
+# engine there).
 
 FROM node:20-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends g++ make python3 pkg-config \
-      libnl-3-dev libnl-route-3-dev libip4tc-dev libip6tc-dev \
+      libnl-3-dev libnl-route-3-dev libip4tc-dev libip6tc-dev libnftnl-dev libmnl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -19,7 +20,7 @@ RUN npx tsc -p tsconfig.json \
 
 FROM node:20-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libnl-3-200 libnl-route-3-200 libip4tc2 libip6tc2 tini \
+ && apt-get install -y --no-install-recommends libnl-3-200 libnl-route-3-200 libip4tc2 libip6tc2 libnftnl11 libmnl0 tini \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/nodenet
 COPY --from=build /src/package.json ./

@@ -14,14 +14,16 @@
         "-fexceptions",
         "-Wall",
         "-Wextra",
-        "<!@(pkg-config --cflags libnl-route-3.0)"
+        "<!@(node -p \"require('./native/sources.json').libraries.join(' ')\" | xargs pkg-config --cflags)"
       ],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
         "NODENET_VERSION=\"<!(node -p \"require('./package.json').version\")\"",
-        "NODENET_LIBIPTC_VERSION=\"<!(pkg-config --modversion libip4tc)\""
+        "NODENET_LIBIPTC_VERSION=\"<!(pkg-config --modversion libip4tc)\"",
+        "NODENET_LIBNFTNL_VERSION=\"<!(pkg-config --modversion libnftnl)\"",
+        "NODENET_LIBMNL_VERSION=\"<!(pkg-config --modversion libmnl)\""
       ],
       "libraries": [
         "<!@(node -p \"require('./native/sources.json').libraries.join(' ')\" | xargs pkg-config --libs)"

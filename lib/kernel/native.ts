@@ -104,12 +104,112 @@ export interface RawApplyResult {
   lockHoldMs: number;
 }
 
+/**
+ * One nftables expression as libnftnl holds it: `name` is the expression type (payload, meta, cmp,
+ * bitwise, immediate, ct, nat, counter, fib, notrack, range, lookup, ...) and every other key is one
+ * of its attributes, named as libnftnl names them without the NFTNL_EXPR_<TYPE>_ prefix, lower
+ * case (payload: dreg base offset len; cmp: sreg op data; immediate: dreg data verdict chain;
+ * counter: bytes packets; ct: key dreg dir sreg; ...). The one exception: a compat match or
+ * target's own name (NFTNL_EXPR_MT_NAME / NFTNL_EXPR_TG_NAME) would clash with `name`, so it is
+ * `match` / `target` ({ name: 'match', match: 'conntrack', rev: 3, info: Buffer }).
+ * Numbers are u8/u16/u32 attributes (verdict is a signed 32-bit int), bigint u64 ones, string
+ * ones are strings, binary ones (cmp data, bitwise mask/xor, immediate data, range from/to: at most
+ * 64 bytes; match/target info) Buffers. The addon's table of attributes (native/kernel/nftables.cc)
+ * is the authority: an unknown key or a wrong type is a TypeError, an out-of-range number a
+ * RangeError. An immediate loads either data or a verdict (with `chain` for jump/goto), not both.
+ * A dumped expression the addon has no table for comes back with just its name.
+ */
+export interface RawNftExpr {
+  name: string;
+  [attribute: string]: string | number | bigint | Buffer;
+}
+
+/** NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10, NFPROTO_INET = 1, NFPROTO_ARP = 3, NFPROTO_BRIDGE = 7, NFPROTO_NETDEV = 5. */
+export type RawNftFamily = number;
+
+export interface RawNftTable {
+  family: RawNftFamily;
+  name: string;
+  handle: bigint;
+  flags: number;
+  /** NFTA_TABLE_USERDATA, when set. */
+  userdata: Buffer | null;
+}
+
+export interface RawNftChain {
+  family: RawNftFamily;
+  table: string;
+  name: string;
+  handle: bigint;
+  /** Base chains only (null for regular chains): NF_INET_* hook number, priority, type, policy (NF_ACCEPT 1, NF_DROP 0). */
+  hook: number | null;
+  priority: number | null;
+  type: string | null;
+  policy: number | null;
+  userdata: Buffer | null;
+}
+
+export interface RawNftRule {
+  family: RawNftFamily;
+  table: string;
+  chain: string;
+  handle: bigint;
+  /** NFTA_RULE_USERDATA (TLVs; nft keeps a rule's comment there, NFTNL_UDATA_RULE_COMMENT = 0). */
+  userdata: Buffer | null;
+  exprs: RawNftExpr[];
+}
+
+export interface RawNftDumpRequest {
+  /** Only this family (0 or absent: every family). */
+  family?: RawNftFamily;
+  /** Only this table (absent: every table). */
+  table?: string;
+  /** Also dump rules (default true). */
+  rules?: boolean;
+}
+
+export interface RawNftDump {
+  /** The ruleset generation (NFT_MSG_GETGEN) read before the dumps; pass it to nftCommit. */
+  generation: number;
+  tables: RawNftTable[];
+  chains: RawNftChain[];
+  rules: RawNftRule[];
+}
+
+export type RawNftOp =
+  /** userdata (tables and rules): at most 256 bytes (NFT_USERDATA_MAXLEN). */
+  | { op: 'addTable'; family: RawNftFamily; table: string; userdata?: Buffer }
+  | { op: 'deleteTable'; family: RawNftFamily; table: string }
+  /** NLM_F_CREATE without EXCL: an existing chain is kept; hook+priority+type (+policy) make a base chain. */
+  | { op: 'addChain'; family: RawNftFamily; table: string; chain: string; hook?: number; priority?: number; type?: string; policy?: number }
+  /** Deletes the chain with its rules; EBUSY while a rule elsewhere jumps to it. */
+  | { op: 'deleteChain'; family: RawNftFamily; table: string; chain: string }
+  /** Deletes every rule of the chain. */
+  | { op: 'flushChain'; family: RawNftFamily; table: string; chain: string }
+  /** Appends (or, with position, inserts after rule handle `position`). */
+  | { op: 'addRule'; family: RawNftFamily; table: string; chain: string; exprs: RawNftExpr[]; userdata?: Buffer; position?: bigint }
+  | { op: 'deleteRule'; family: RawNftFamily; table: string; chain: string; handle: bigint };
+
+export interface RawNftCommitRequest {
+  /**
+   * When a number: sent as NFNL_BATCH_GENID, so the kernel rejects the whole batch with ERESTART
+   * (code 'ERESTART') when the ruleset changed since that generation was read. (The kernel takes
+   * 0 as "no check"; generations start at 1.) A failing op rejects with its object
+   * (`table ip nodenet chain nat-prerouting rule 3`: the third addRule to that chain in the batch,
+   * or `... rule handle 12`) and its index in the message (`addRule (op 5 of 9)`).
+   */
+  generation: number | null;
+  ops: RawNftOp[];
+}
+
 export interface RawVersions {
   addon: string;
   napi: number;
   libnl: string;
   libnlBuilt: string;
   libiptc: string;
+  libnftnl: string;
+  libmnl: string;
   sanitizers?: string;
 }
 
@@ -128,6 +228,9 @@ export interface NativeAddon {
   versions(): RawVersions;
   workerThreads(): number;
   threadNetns(index: number): Promise<number>;
+  nftDump(request: RawNftDumpRequest, netns?: string): Promise<RawNftDump>;
+  /** One atomic batch; resolves when the kernel accepted all of it, or rejects and nothing changed. */
+  nftCommit(request: RawNftCommitRequest, netns?: string): Promise<void>;
   // Only in the sanitizer build (NODENET_SANITIZE): deliberate faults.
   probeHeapOverflow?(): void;
   probeSignedOverflow?(): number;

@@ -9,7 +9,7 @@ export interface Versions extends RawVersions {
   path: string;
 }
 
-/** Versions of the addon and of the libnl/libiptc it was built against and runs with. */
+/** Versions of the addon and of the libnl/libiptc/libnftnl/libmnl it was built against and runs with. */
 export function versions(): Versions {
   return { ...native().versions(), path: nativePath() };
 }

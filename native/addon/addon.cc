@@ -10,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterRuntime(env, exports);
   RegisterSystem(env, exports);
   RegisterConntrack(env, exports);
+  RegisterNftables(env, exports);
 #ifdef NODENET_SANITIZE
   RegisterSanitizerProbes(env, exports);
 #endif

@@ -29,6 +29,7 @@ void RegisterQdiscs(Napi::Env env, Napi::Object exports);
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
 void RegisterSystem(Napi::Env env, Napi::Object exports);
 void RegisterConntrack(Napi::Env env, Napi::Object exports);
+void RegisterNftables(Napi::Env env, Napi::Object exports);
 #ifdef NODENET_SANITIZE
 void RegisterSanitizerProbes(Napi::Env env, Napi::Object exports);
 #endif

@@ -11,6 +11,9 @@
 #ifndef NODENET_LIBIPTC_VERSION
 #error "NODENET_LIBIPTC_VERSION must be defined by the build (pkg-config --modversion libip4tc)"
 #endif
+#if !defined(NODENET_LIBNFTNL_VERSION) || !defined(NODENET_LIBMNL_VERSION)
+#error "NODENET_LIBNFTNL_VERSION and NODENET_LIBMNL_VERSION must be defined by the build (pkg-config --modversion)"
+#endif
 
 namespace nodenet {
 
@@ -37,6 +40,9 @@ Napi::Value VersionsBinding(const Napi::CallbackInfo& info) {
   out.Set("libnl", std::to_string(nl_ver_maj) + "." + std::to_string(nl_ver_min) + "." + std::to_string(nl_ver_mic));
   out.Set("libnlBuilt", LIBNL_VERSION);
   out.Set("libiptc", NODENET_LIBIPTC_VERSION);
+  // Neither library reports its version at run time: these are the versions built against.
+  out.Set("libnftnl", NODENET_LIBNFTNL_VERSION);
+  out.Set("libmnl", NODENET_LIBMNL_VERSION);
 #ifdef NODENET_SANITIZE
   out.Set("sanitizers", "address,undefined");
 #endif

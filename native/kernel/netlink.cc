@@ -9,36 +9,17 @@
 #include <cstring>
 
 #include "error.h"
+#include "extack.h"
 
 namespace nodenet {
 
 namespace {
 
-// nlerr points just past the nlmsghdr of an NLMSG_ERROR message; the header tells how long the whole
-// message is and whether extended-ack attributes follow the echoed request.
-std::string ExtackMessage(const nlmsgerr* nlerr) {
-  const auto* hdr = reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(nlerr) - NLMSG_HDRLEN);
-  if (!(hdr->nlmsg_flags & NLM_F_ACK_TLVS)) return {};
-  size_t echoed = (hdr->nlmsg_flags & NLM_F_CAPPED) ? sizeof(nlmsghdr) : nlerr->msg.nlmsg_len;
-  size_t offset = NLMSG_HDRLEN + sizeof(nlmsgerr) - sizeof(nlmsghdr) + NLMSG_ALIGN(echoed);
-  if (hdr->nlmsg_len <= offset) return {};
-  auto* attrs = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(const_cast<nlmsghdr*>(hdr)) + offset);
-  int remaining = static_cast<int>(hdr->nlmsg_len - offset);
-  nlattr* attr;
-  int rem;
-  nla_for_each_attr(attr, attrs, remaining, rem) {
-    if (nla_type(attr) == NLMSGERR_ATTR_MSG && nla_len(attr) > 0) {
-      const char* text = static_cast<const char*>(nla_data(attr));
-      return std::string(text, strnlen(text, nla_len(attr)));
-    }
-  }
-  return {};
-}
-
 int CaptureKernelError(sockaddr_nl*, nlmsgerr* nlerr, void* arg) {
   auto* ack = static_cast<NlSocket::KernelAck*>(arg);
   ack->err = -nlerr->error;
-  ack->extack = ExtackMessage(nlerr);
+  // nlerr points just past the nlmsghdr of the NLMSG_ERROR message.
+  ack->extack = NetlinkExtackMessage(reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(nlerr) - NLMSG_HDRLEN));
   return NL_STOP;  // libnl then returns its own code for the error; Fail() uses what we kept
 }
 

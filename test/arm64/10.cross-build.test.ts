@@ -10,7 +10,7 @@ t.test('file says aarch64 and the kernel libraries are linked', async (t) => {
   const path = requireArtifact(addonBuilds.arm64);
   t.match(await run('file', ['-L', path]), /ELF 64-bit LSB shared object, ARM aarch64/);
   const dynamic = await run('aarch64-linux-gnu-readelf', ['-d', path]);
-  for (const lib of ['libip4tc.so.2', 'libip6tc.so.2', 'libnl-route-3.so.200', 'libnl-3.so.200']) {
+  for (const lib of ['libip4tc.so.2', 'libip6tc.so.2', 'libnl-route-3.so.200', 'libnl-3.so.200', 'libnftnl.so.11', 'libmnl.so.0']) {
     t.match(dynamic, new RegExp(`\\[${lib.replace(/\./g, '\\.')}\\]`), `NEEDED ${lib}`);
   }
 });

@@ -11,7 +11,7 @@ import { repoRoot } from '../helpers/dist.js';
 import { run, runAllowingFailure } from '../helpers/exec.js';
 
 const sources = JSON.parse(readFileSync(join(repoRoot, 'native', 'sources.json'), 'utf8')) as { kernel: string[]; addon: string[] };
-const KERNEL_LIBRARIES = ['libip4tc.so.2', 'libip6tc.so.2', 'libnl-route-3.so.200', 'libnl-3.so.200'];
+const KERNEL_LIBRARIES = ['libip4tc.so.2', 'libip6tc.so.2', 'libnl-route-3.so.200', 'libnl-3.so.200', 'libnftnl.so.11', 'libmnl.so.0'];
 
 for (const [name, path] of [['node-gyp', addonBuilds.gyp], ['cmake-js', addonBuilds.cmake]] as const) {
   t.test(`${name} build`, async (t) => {
