@@ -30,7 +30,6 @@ import * as b from '../kernel/netfilter/build.js';
 import { type Address, type Cidr, compareAddresses, formatAddress, formatCidr, intersectCidrs, minimalCidrs, parseAddress, parseCidr } from './addresses.js';
 import { CHAINS, comment, jumpRule, type Part } from './chains.js';
 import { clusterIPFor, FAMILY_LABEL, isHeadless, podCidrsFor, serviceKey, type PodCidrs } from './families.js';
-import { sctpDport } from './sctp.js';
 import type { Finding, ModelInput, ServiceInput } from './types.js';
 
 const FIX = 'external-cluster' as const;
@@ -53,7 +52,7 @@ interface Target {
 function portMatch(p: ServicePort): ExtensionSpec {
   if (p.protocol === 'tcp') return b.tcp({ dport: p.port });
   if (p.protocol === 'udp') return b.udp({ dport: p.port });
-  return sctpDport(p.port);
+  return b.sctp({ dport: p.port });
 }
 
 function servicePorts(s: ServiceInput, findings: Finding[]): ServicePort[] {

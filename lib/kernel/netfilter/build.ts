@@ -1,6 +1,6 @@
 // Short builders for RuleSpecs, so a rule reads like the iptables line it becomes:
 //   rule({ source: '10.244.0.0/16', protocol: 'tcp' }, [comment('shop/web'), tcp({ dport: 80 })], dnat('10.96.0.10', 80))
-import type { AddrtypeOptions, ConntrackOptions, MarkMatchOptions, PortRange, TcpOptions, UdpOptions } from './matches.js';
+import type { AddrtypeOptions, ConntrackOptions, MarkMatchOptions, PortRange, SctpOptions, TcpOptions, UdpOptions } from './matches.js';
 import type { ExtensionSpec, RuleSpec, TargetSpec } from './spec.js';
 import type { CtOptions, MarkTargetOptions, NatOptions } from './targets.js';
 import type { Negatable } from './types.js';
@@ -62,6 +62,12 @@ export function tcp(o: { sport?: Maybe<number | [number, number]>; dport?: Maybe
 export function udp(o: { sport?: Maybe<number | [number, number]>; dport?: Maybe<number | [number, number]> }): ExtensionSpec {
   const options: UdpOptions = { sourcePorts: ports(o.sport), destinationPorts: ports(o.dport) };
   return { name: 'udp', options };
+}
+
+/** `-m sctp`; revision 0 is the only one there is, so the rule does not depend on a default. */
+export function sctp(o: { sport?: Maybe<number | [number, number]>; dport?: Maybe<number | [number, number]> }): ExtensionSpec {
+  const options: SctpOptions = { sourcePorts: ports(o.sport), destinationPorts: ports(o.dport) };
+  return { name: 'sctp', revision: 0, options };
 }
 
 /** `-m addrtype`; types are LOCAL, UNICAST, BROADCAST, ... */

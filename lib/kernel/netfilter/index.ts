@@ -7,13 +7,18 @@ import type { IpFamily, Table } from './types.js';
 
 export { saveRule, saveTable, type SaveOptions } from './save.js';
 export { apply, diff, OWNED_PREFIX, type ApplyOptions, type ApplyResult } from './apply.js';
+export { legacyBackend, nftBackend, type NetfilterBackend } from './backend.js';
+export { applyNft, diffNft, type NftApplyOptions } from './nft/backend.js';
+export { describeNftRule, type DescribeOptions } from './nft/describe.js';
+export { encodeNftRule, type NftRule } from './nft/encode.js';
+export { NFT_TABLE } from './nft/layout.js';
 export { RuleValidationError, MAX_CHAIN_NAME } from './validate.js';
 export { encodeRule, type EncodedRule } from './encode.js';
 export type { ExtensionSpec, RuleSpec, TargetSpec, TableState } from './spec.js';
 export * as build from './build.js';
 export { formatIPv6 } from './addresses.js';
 export type * from './types.js';
-export type { PortRange, TcpOptions, UdpOptions, IcmpOptions, CommentOptions, AddrtypeOptions, ConntrackOptions, StateOptions, MarkMatchOptions, MultiportOptions, StatisticOptions, RecentOptions, LimitOptions } from './matches.js';
+export type { PortRange, TcpOptions, UdpOptions, SctpOptions, IcmpOptions, CommentOptions, AddrtypeOptions, ConntrackOptions, StateOptions, MarkMatchOptions, MultiportOptions, StatisticOptions, RecentOptions, LimitOptions } from './matches.js';
 export type { NatOptions, MarkTargetOptions, CtOptions, RejectOptions, LogOptions } from './targets.js';
 
 export interface FamilyOption extends NetnsOption {

@@ -133,6 +133,56 @@ registerCodec({
   },
 } satisfies ExtensionCodec<UdpOptions>);
 
+// ---- sctp --------------------------------------------------------------------------------------
+
+// struct xt_sctp_info: u16 dpts[2]; u16 spts[2]; u32 chunkmap[64]; u32 chunk_match_type;
+// struct xt_sctp_flag_info flag_info[4] (u8 chunktype, flag, flag_mask); int flag_count; u32 flags;
+// u32 invflags. Destination ports come first, unlike tcp/udp.
+const SCTP = { SIZE: 292, DPTS: 0, SPTS: 4, FLAG_INFO: 268, FLAGS: 284, INVFLAGS: 288, SRC_PORTS: 0x1, DEST_PORTS: 0x2, CHUNK_TYPES: 0x4 } as const;
+
+export interface SctpOptions {
+  sourcePorts: Negatable<PortRange> | null;
+  destinationPorts: Negatable<PortRange> | null;
+}
+
+function writeSctpPorts(w: StructWriter, offset: number, ports: Negatable<PortRange> | null, what: string): number {
+  if (!ports) return 0;
+  const { from, to } = ports.value;
+  for (const p of [from, to]) if (!Number.isInteger(p) || p < 0 || p > 0xffff) throw new RangeError(`${what} port ${p} is not 0-65535`);
+  if (from > to) throw new RangeError(`${what} port range ${from}:${to} is reversed`);
+  w.u16(offset, from).u16(offset + 2, to);
+  return 1;
+}
+
+registerCodec({
+  kind: 'match',
+  name: 'sctp',
+  revision: 0,
+  decode(p) {
+    const flags = p.u32(SCTP.FLAGS);
+    const inv = p.u32(SCTP.INVFLAGS);
+    // Chunk-type matching has no place in these options: throwing keeps the payload raw, shown
+    // undecoded, rather than silently dropping a condition.
+    if (flags & SCTP.CHUNK_TYPES) throw new RangeError('sctp --chunk-types is not decoded');
+    const ports = (bit: number, offset: number): Negatable<PortRange> | null =>
+      flags & bit ? { value: { from: p.u16(offset), to: p.u16(offset + 2) }, invert: (inv & bit) !== 0 } : null;
+    return { sourcePorts: ports(SCTP.SRC_PORTS, SCTP.SPTS), destinationPorts: ports(SCTP.DEST_PORTS, SCTP.DPTS) };
+  },
+  // libxt_sctp's save prints the ports as given, even 0:65535, whenever the flag is set.
+  save(o) {
+    return savePorts('--sport', o.sourcePorts) + savePorts('--dport', o.destinationPorts);
+  },
+  encode(o) {
+    const w = new StructWriter(SCTP.SIZE);
+    const src = writeSctpPorts(w, SCTP.SPTS, o.sourcePorts, 'source') ? SCTP.SRC_PORTS : 0;
+    const dst = writeSctpPorts(w, SCTP.DPTS, o.destinationPorts, 'destination') ? SCTP.DEST_PORTS : 0;
+    // sctp_init marks the four chunk-flag slots unused with chunk type 0xff.
+    for (let i = 0; i < 4; i++) w.u8(SCTP.FLAG_INFO + 3 * i, 0xff);
+    const inv = (o.sourcePorts?.invert ? SCTP.SRC_PORTS : 0) | (o.destinationPorts?.invert ? SCTP.DEST_PORTS : 0);
+    return w.u32(SCTP.FLAGS, src | dst).u32(SCTP.INVFLAGS, inv).bytes;
+  },
+} satisfies ExtensionCodec<SctpOptions>);
+
 // ---- icmp / icmp6 ------------------------------------------------------------------------------
 
 export interface IcmpOptions {

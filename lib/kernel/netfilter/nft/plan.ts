@@ -1,0 +1,146 @@
+// From what the kernel holds (one dump of nodenet's table) and what nodenet wants for one legacy
+// table's part of it, to the one batch of operations that makes them equal, and the change lines
+// saying what differed. Pure: no kernel here, so every case is unit-tested.
+//
+// Rules are edited, not rewritten: the rules a chain keeps at its start and at its end (and their
+// counters, which operators read) stay, and only what lies between is deleted by handle and
+// inserted after the last kept rule, the way the legacy backend keeps shared rules. The batch has
+// no "insert before" for a chain whose first rule changes while later ones stay, so that case
+// rewrites the chain (flush, then append): always correct, at the cost of those counters.
+import type { RawNftChain, RawNftDump, RawNftOp, RawNftRule } from '../../native.js';
+import type { IpFamily } from '../types.js';
+import { ruleKey } from './compare.js';
+import { describeNftRule } from './describe.js';
+import type { NftRule } from './encode.js';
+import { describeBaseChain, isChainOf, NFT_TABLE, nftFamily, nftFamilyName, type BaseChainSpec } from './layout.js';
+
+export interface WantedChain {
+  /** The nft chain name. */
+  name: string;
+  /** Null for a regular chain. */
+  base: BaseChainSpec | null;
+  rules: NftRule[];
+}
+
+export interface NftPlanInput {
+  family: IpFamily;
+  /** The legacy table whose part of nodenet's nft table this plan covers. */
+  table: string;
+  ownedPrefix: string;
+  wanted: WantedChain[];
+  dump: RawNftDump;
+}
+
+export interface NftPlan {
+  ops: RawNftOp[];
+  /** One line per difference; empty exactly when ops is. */
+  changes: string[];
+}
+
+function sameShape(have: RawNftChain, want: BaseChainSpec | null): boolean {
+  if (want === null) return have.hook === null;
+  return have.hook === want.hook && have.priority === want.priority && have.type === want.type && (have.policy ?? want.policy) === want.policy;
+}
+
+/** The plan for one legacy table: create, edit and delete only that table's chains. */
+export function planNft(input: NftPlanInput): NftPlan {
+  const { family, table, ownedPrefix, wanted, dump } = input;
+  const nf = nftFamily(family);
+  const fam = nftFamilyName(family);
+  const ours = (x: { family: number; table: string }) => x.family === nf && x.table === NFT_TABLE;
+  const tableExists = dump.tables.some((t) => t.family === nf && t.name === NFT_TABLE);
+  const chains = dump.chains.filter(ours);
+  const mine = chains.filter((c) => isChainOf(table, c.name, ownedPrefix));
+  const rulesOf = (chain: string): RawNftRule[] => dump.rules.filter((r) => ours(r) && r.chain === chain);
+  const describe = (r: { exprs: RawNftRule['exprs']; userdata?: Buffer | null }) => describeNftRule(r, family);
+
+  const ops: RawNftOp[] = [];
+  const changes: string[] = [];
+  const chainOp = { family: nf, table: NFT_TABLE };
+
+  if (wanted.length && !tableExists) {
+    ops.push({ op: 'addTable', ...chainOp });
+    changes.push(`+ table ${fam} ${NFT_TABLE}`);
+  }
+
+  // Chains first, so rules can jump to chains created in the same batch. A base chain whose hook,
+  // priority or type differ cannot be changed in place: it is replaced (nothing jumps to a base chain).
+  const fresh = new Set<string>();
+  for (const w of wanted) {
+    const have = mine.find((c) => c.name === w.name);
+    if (have && sameShape(have, w.base)) continue;
+    if (have) {
+      ops.push({ op: 'flushChain', ...chainOp, chain: w.name }, { op: 'deleteChain', ...chainOp, chain: w.name });
+      changes.push(`- chain ${fam} ${NFT_TABLE} ${w.name}${describeBaseChain(have)}`);
+    }
+    ops.push(w.base ? { op: 'addChain', ...chainOp, chain: w.name, hook: w.base.hook, priority: w.base.priority, type: w.base.type, policy: w.base.policy } : { op: 'addChain', ...chainOp, chain: w.name });
+    changes.push(`+ chain ${fam} ${NFT_TABLE} ${w.name}${w.base ? describeBaseChain(w.base) : ''}`);
+    fresh.add(w.name);
+  }
+
+  for (const w of wanted) syncRules(w, fresh.has(w.name) ? [] : rulesOf(w.name), ops, changes, chainOp, describe);
+
+  const stale = mine.filter((c) => !wanted.some((w) => w.name === c.name));
+  const left = chains.length - stale.length + wanted.filter((w) => !chains.some((c) => c.name === w.name)).length;
+  if (tableExists && left === 0) {
+    // Nothing of any legacy table is left: the table goes, and with it what it held, in one op.
+    for (const c of stale) changes.push(`- chain ${fam} ${NFT_TABLE} ${c.name}${describeBaseChain(c)}`);
+    changes.push(`- table ${fam} ${NFT_TABLE}`);
+    return { ops: [{ op: 'deleteTable', ...chainOp }], changes };
+  }
+  // Emptied before any is deleted, so no stale chain still jumps to another when it goes; rules
+  // in wanted chains that jumped to them are gone by now, earlier in the batch.
+  for (const c of stale) if (rulesOf(c.name).length) ops.push({ op: 'flushChain', ...chainOp, chain: c.name });
+  for (const c of stale) {
+    ops.push({ op: 'deleteChain', ...chainOp, chain: c.name });
+    changes.push(`- chain ${fam} ${NFT_TABLE} ${c.name}${describeBaseChain(c)}`);
+  }
+  return { ops, changes };
+}
+
+function syncRules(
+  w: WantedChain,
+  have: RawNftRule[],
+  ops: RawNftOp[],
+  changes: string[],
+  chainOp: { family: number; table: string },
+  describe: (r: { exprs: RawNftRule['exprs']; userdata?: Buffer | null }) => string,
+): void {
+  const want = w.rules;
+  const haveKeys = have.map(ruleKey);
+  const wantKeys = want.map(ruleKey);
+  let prefix = 0;
+  while (prefix < have.length && prefix < want.length && haveKeys[prefix] === wantKeys[prefix]) prefix++;
+  let suffix = 0;
+  while (suffix < have.length - prefix && suffix < want.length - prefix && haveKeys[have.length - 1 - suffix] === wantKeys[want.length - 1 - suffix]) suffix++;
+  const removed = have.slice(prefix, have.length - suffix);
+  const added = want.slice(prefix, want.length - suffix);
+  if (!removed.length && !added.length) return;
+
+  for (const r of removed) changes.push(`- ${w.name}: ${describe(r)}`);
+  for (const r of added) changes.push(`+ ${w.name}: ${describe(r)}`);
+
+  const add = (r: NftRule, position?: bigint): RawNftOp => {
+    const op: Extract<RawNftOp, { op: 'addRule' }> = { op: 'addRule', ...chainOp, chain: w.name, exprs: r.exprs };
+    if (r.userdata) op.userdata = r.userdata;
+    if (position !== undefined) op.position = position;
+    return op;
+  };
+  const flush = (): RawNftOp => ({ op: 'flushChain', ...chainOp, chain: w.name });
+  if (prefix > 0) {
+    for (const r of removed) ops.push({ op: 'deleteRule', ...chainOp, chain: w.name, handle: r.handle });
+    // Each inserted right after the last kept rule, last first, so they end up in order.
+    const anchor = have[prefix - 1]!.handle;
+    for (let i = added.length - 1; i >= 0; i--) ops.push(add(added[i]!, anchor));
+  } else if (suffix > 0 && added.length > 0) {
+    // New rules before kept ones: no batch op inserts at the top, so the chain is rewritten.
+    ops.push(flush());
+    for (const r of want) ops.push(add(r));
+  } else if (suffix > 0) {
+    for (const r of removed) ops.push({ op: 'deleteRule', ...chainOp, chain: w.name, handle: r.handle });
+  } else {
+    // Nothing kept: whatever was there goes in one op, and the new rules are appended.
+    if (have.length) ops.push(flush());
+    for (const r of added) ops.push(add(r));
+  }
+}
