@@ -48,7 +48,7 @@ async function main(argv: string[]): Promise<string> {
   const netns = values.netns === undefined ? {} : { netns: values.netns };
   switch (command) {
     case 'version':
-      return versionCommand(values.json);
+      return versionCommand({ ...netns, json: values.json });
     case 'links':
       return linksCommand({ ...netns, json: values.json });
     case 'rules': {

@@ -96,6 +96,8 @@ function agentEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
     ...(process.env.XTABLES_LOCKFILE ? { XTABLES_LOCKFILE: process.env.XTABLES_LOCKFILE } : {}),
     NODENET_LOG_LEVEL: 'debug',
     RESYNC_PERIOD: '2s',
+    // The agent suites witness with iptables-legacy-save; the nft ones say BACKEND themselves.
+    BACKEND: 'iptables-legacy',
     ...extra,
   };
 }

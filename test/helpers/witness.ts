@@ -1,5 +1,6 @@
 // Independent witnesses of kernel state: the system's own tools, run inside a test namespace.
 import type { TestNetns } from './netns.js';
+import { runAllowingFailure } from './exec.js';
 import type { IpFamily } from '../../lib/kernel/netfilter/types.js';
 
 /** `iptables-legacy-save` (or ip6tables-) of one table, without its "#" comment lines. */
@@ -50,4 +51,55 @@ export interface IpLinkJson {
 /** `ip -d -j link show` in the namespace. */
 export async function ipLinks(ns: TestNetns): Promise<IpLinkJson[]> {
   return JSON.parse(await ns.exec('ip', ['-d', '-j', 'link', 'show'])) as IpLinkJson[];
+}
+
+/** `nft -j list table <family> <table>` in the namespace, as nft prints it (null: no such table). */
+export async function nftTableJson(ns: TestNetns, family: 'ip' | 'ip6' | 'inet', table: string): Promise<NftJson | null> {
+  const result = await runAllowingFailure('ip', ['netns', 'exec', ns.name, 'nft', '-j', 'list', 'table', family, table]);
+  if (result.code !== 0) {
+    if (/No such file or directory/.test(result.stderr)) return null;
+    throw new Error(`nft -j list table ${family} ${table} exited ${result.code}: ${result.stderr.trim()}`);
+  }
+  return JSON.parse(result.stdout) as NftJson;
+}
+
+/** nft's JSON: a list of objects, each with one key naming its kind. */
+export interface NftJson {
+  nftables: Array<{ table?: NftJsonTable; chain?: NftJsonChain; rule?: NftJsonRule; metainfo?: unknown }>;
+}
+export interface NftJsonTable {
+  family: string;
+  name: string;
+  handle: number;
+}
+export interface NftJsonChain {
+  family: string;
+  table: string;
+  name: string;
+  handle: number;
+  type?: string;
+  hook?: string;
+  prio?: number;
+  policy?: string;
+}
+export interface NftJsonRule {
+  family: string;
+  table: string;
+  chain: string;
+  handle: number;
+  comment?: string;
+  expr: Array<Record<string, unknown>>;
+}
+
+/** Packets counted by the rules of one chain of an nft table (its counter statements). */
+export function nftChainPackets(json: NftJson | null, chain: string): number {
+  let packets = 0;
+  for (const item of json?.nftables ?? []) {
+    if (item.rule?.chain !== chain) continue;
+    for (const e of item.rule.expr) {
+      const counter = e.counter as { packets?: number } | undefined;
+      if (counter?.packets) packets += counter.packets;
+    }
+  }
+  return packets;
 }

@@ -14,6 +14,7 @@ t.test('defaults', async (t) => {
     listen: { host: '0.0.0.0', port: 9402 },
     nodeName: 'node-a',
     lockFile: '/run/nodenet.lock',
+    backend: 'auto',
     fixes: { dropInvalidInput: true, externalCluster: false, notrackDns: false, families: ['ipv4'] },
   });
 });
@@ -26,9 +27,10 @@ t.test('every setting the agent adds', async (t) => {
     METRICS_ADDRESS: '[::]:9500',
     NODENET_LOCK_FILE: '/var/run/n.lock',
     RULE_EXTERNAL_CLUSTER_ENABLE: 'TRUE',
+    BACKEND: 'iptables-legacy',
   });
   if (!('config' in r)) return t.fail(r.errors.join('\n'));
-  t.match(r.config, { proxyMode: 'nftables', resyncPeriodMs: 90_000, listen: { host: '::', port: 9500 }, lockFile: '/var/run/n.lock', fixes: { externalCluster: true } });
+  t.match(r.config, { backend: 'iptables-legacy', proxyMode: 'nftables', resyncPeriodMs: 90_000, listen: { host: '::', port: 9500 }, lockFile: '/var/run/n.lock', fixes: { externalCluster: true } });
 });
 
 t.test('each invalid value is named, all at once', async (t) => {
@@ -37,12 +39,13 @@ t.test('each invalid value is named, all at once', async (t) => {
     RESYNC_PERIOD: '0s',
     METRICS_ADDRESS: 'localhost',
     NODENET_LOCK_FILE: 'relative.lock',
+    BACKEND: 'iptables',
     RULE_DROP_INVALID_INPUT_ENABLE: '1',
   });
   if (!('errors' in r)) return t.fail('accepted');
   t.same(
     r.errors.map((e) => e.split(/[ =]/)[0]).sort(),
-    ['METRICS_ADDRESS', 'NODENET_LOCK_FILE', 'NODE_NAME', 'PROXY_MODE', 'RESYNC_PERIOD', 'RULE_DROP_INVALID_INPUT_ENABLE'],
+    ['BACKEND', 'METRICS_ADDRESS', 'NODENET_LOCK_FILE', 'NODE_NAME', 'PROXY_MODE', 'RESYNC_PERIOD', 'RULE_DROP_INVALID_INPUT_ENABLE'],
     'one message per variable, each starting with its name',
   );
   t.ok(r.errors.includes('NODE_NAME is required: the name of the Node this agent runs on (a DaemonSet sets it from spec.nodeName)'));

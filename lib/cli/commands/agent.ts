@@ -16,6 +16,8 @@ export const agentHelp = `nodenet agent [--netns PATH]
     NET_STACK                       ipv4, ipv6 or ipv4,ipv6 (default ipv4)
     MASQUERADE_BIT                  kube-proxy's masquerade bit, 0-31 (default 14)
     PROXY_MODE                      auto|ipvs|iptables|nftables (default auto: ipvs if kube-ipvs0 exists)
+    BACKEND                         auto|iptables-legacy|nftables (default auto: as kube-proxy's
+                                    iptables-wrappers detect it; see nodenet version)
     RESYNC_PERIOD                   full resync period, e.g. 60s, 1m30s (default 60s)
     METRICS_ADDRESS                 host:port of /healthz, /readyz, /metrics (default 0.0.0.0:9402)
     NODE_NAME                       this Node's name (required)

@@ -1,11 +1,13 @@
 import { netfilter } from '../../kernel/index.js';
 import type { IpFamily } from '../../kernel/netfilter/index.js';
+import { removeNft } from '../../kernel/netfilter/migrate.js';
 import { acquireNodeLock, DEFAULT_NODE_LOCK, NodeLockBusyError } from '../../controller/node-lock.js';
 import { toJson } from '../output.js';
 
 export const cleanupHelp = `nodenet cleanup [--netns PATH] [--json]
-  Removes everything nodenet owns from every legacy iptables table of both families: its
-  NODENET-* chains and the jumps into them. Nothing else is touched and no table is created.
+  Removes everything nodenet owns, from both backends: its NODENET-* chains and the jumps into
+  them in every legacy iptables table of both families, and its own nftables tables (ip nodenet,
+  ip6 nodenet). Nothing else is touched and no table is created.
   Refuses while an agent holds the node lock (NODENET_LOCK_FILE, default ${DEFAULT_NODE_LOCK}):
   the agent would put its rules back.`;
 
@@ -24,15 +26,17 @@ export async function cleanupCommand(options: { netns?: string; json: boolean })
   }
   try {
     const where = options.netns === undefined ? {} : { netns: options.netns };
-    const removed: Array<{ family: IpFamily; table: string; changes: string[] }> = [];
+    const removed: Array<{ family: IpFamily | 'nftables'; table: string; changes: string[] }> = [];
     for (const family of ['ipv4', 'ipv6'] as const) {
       const tables = await netfilter.tables({ ...where, family });
       const ordered = [...tables].sort((a, b) => rank(a) - rank(b));
       for (const table of ordered) {
-        const result = await netfilter.apply({ family, table, chains: [], jumps: [] }, where);
+        const result = await netfilter.legacyBackend.apply({ family, table, chains: [], jumps: [] }, where);
         if (result.changes.length) removed.push({ family, table, changes: result.changes });
       }
     }
+    const nft = await removeNft(where);
+    if (nft.length) removed.push({ family: 'nftables', table: 'nodenet', changes: nft });
     if (options.json) return toJson(removed) + '\n';
     if (!removed.length) return 'nothing of nodenet\'s was left\n';
     return removed.map((r) => `${r.family} ${r.table}:\n${r.changes.map((c) => `  ${c}\n`).join('')}`).join('');

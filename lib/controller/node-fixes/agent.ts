@@ -9,7 +9,9 @@ import { EventRecorder } from '../events.js';
 import { startHealthServer, type HealthServer } from '../health-server.js';
 import { kernelWorkersLive } from '../kernel-liveness.js';
 import { Metrics } from '../metrics.js';
+import type { BackendName } from '../../kernel/netfilter/detect.js';
 import { acquireNodeLock } from '../node-lock.js';
+import { chooseBackend } from './backend.js';
 import type { AgentConfig } from './config.js';
 import { nodeFixesInformers } from './informers.js';
 import { NodeFixesMetrics, readMatchedCounters } from './metrics.js';
@@ -34,17 +36,31 @@ export async function startNodeFixesAgent({ config, kubeConfig, netns, log }: Ag
   const lock = await acquireNodeLock(config.lockFile);
   try {
     const metrics = new Metrics();
+    let backendName: BackendName = 'iptables-legacy';
     const fixesMetrics = new NodeFixesMetrics(metrics.registry, async () => {
       try {
-        return await readMatchedCounters(config.fixes.families, netns);
+        return await readMatchedCounters(config.fixes.families, netns, backendName);
       } catch (error) {
         log.warn({ err: error }, "cannot read the counters of nodenet's chains");
         return [];
       }
     });
+    // Before any informer: a kernel the agent cannot read stops it here, with the reason.
+    const chosen = await chooseBackend({ setting: config.backend, ...(netns === undefined ? {} : { netns }), log, metrics: fixesMetrics });
+    backendName = chosen.choice.backend;
     const informers = nodeFixesInformers(kubeConfig, config, log);
     const events = new EventRecorder({ kubeConfig, component: 'nodenet', host: config.nodeName, metrics, log });
-    const reconciler = new NodeFixesReconciler({ config, ...(netns === undefined ? {} : { netns }), informers, kubeConfig, metrics, fixesMetrics, events, log });
+    const reconciler = new NodeFixesReconciler({
+      config,
+      ...(netns === undefined ? {} : { netns }),
+      informers,
+      kubeConfig,
+      metrics,
+      fixesMetrics,
+      events,
+      log,
+      backend: chosen.backend,
+    });
     const controller = new Controller({
       name: CONTROLLER,
       informers: [informers.services, informers.node, ...(informers.dnsSlices ? [informers.dnsSlices] : [])],
@@ -61,7 +77,7 @@ export async function startNodeFixesAgent({ config, kubeConfig, netns, log }: Ag
       readiness: () => controller.readiness(),
     });
     log.info(
-      { listen: `${health.host}:${health.port}`, node: config.nodeName, netns: netns ?? null, proxyMode: config.proxyMode, resyncPeriodMs: config.resyncPeriodMs, lockFile: config.lockFile },
+      { listen: `${health.host}:${health.port}`, node: config.nodeName, netns: netns ?? null, proxyMode: config.proxyMode, backend: backendName, resyncPeriodMs: config.resyncPeriodMs, lockFile: config.lockFile },
       'nodenet agent started',
     );
     void controller.start();

@@ -3,6 +3,7 @@
 // Every problem is reported, each naming its variable; the agent refuses to start on any.
 import type { KubeConfig } from '@kubernetes/client-node';
 
+import { BACKEND_SETTINGS, type BackendSetting } from '../../kernel/netfilter/detect.js';
 import { parseFixesConfig, type FixesConfig, type ProxyMode } from '../../model/index.js';
 import { loadKubeConfig } from '../kubeconfig.js';
 import { DEFAULT_NODE_LOCK } from '../node-lock.js';
@@ -22,6 +23,8 @@ export interface AgentConfig {
   nodeName: string;
   /** NODENET_LOCK_FILE (default /run/nodenet.lock). */
   lockFile: string;
+  /** BACKEND (default auto: detected as kube-proxy's iptables-wrappers do). */
+  backend: BackendSetting;
 }
 
 export const PROXY_MODES: readonly ProxyModeSetting[] = ['auto', 'ipvs', 'iptables', 'nftables'];
@@ -50,6 +53,7 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv): { config: AgentConfi
   if ('errors' in fixes) errors.push(...fixes.errors);
 
   const proxyMode = attempt(() => parseChoice('PROXY_MODE', setting(env, 'PROXY_MODE') ?? 'auto', PROXY_MODES), 'auto');
+  const backend = attempt(() => parseChoice('BACKEND', setting(env, 'BACKEND') ?? 'auto', BACKEND_SETTINGS), 'auto');
   const resyncPeriodMs = attempt(() => parseDuration('RESYNC_PERIOD', setting(env, 'RESYNC_PERIOD') ?? '60s'), 60_000);
   const listen = attempt(() => parseListenAddress('METRICS_ADDRESS', setting(env, 'METRICS_ADDRESS') ?? '0.0.0.0:9402'), { host: '', port: 0 });
   const nodeName = setting(env, 'NODE_NAME') ?? '';
@@ -59,7 +63,7 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv): { config: AgentConfi
   if (!lockFile.startsWith('/')) errors.push(`NODENET_LOCK_FILE must be an absolute path, not ${JSON.stringify(lockFile)}`);
 
   if (errors.length || 'errors' in fixes) return { errors };
-  return { config: { fixes: fixes.config, proxyMode, resyncPeriodMs, listen, nodeName, lockFile } };
+  return { config: { fixes: fixes.config, proxyMode, resyncPeriodMs, listen, nodeName, lockFile, backend } };
 }
 
 /** The configuration and the API credentials, or every problem with either. */

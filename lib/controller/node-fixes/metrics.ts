@@ -1,7 +1,11 @@
 // The node fixes' metrics, per feature and per table, never per rule or Service.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
+import { kernelCall } from '../../kernel/errors.js';
 import { netfilter } from '../../kernel/index.js';
+import { NFT_TABLE, type BackendName } from '../../kernel/netfilter/detect.js';
+import { OWNED_PREFIX } from '../../kernel/netfilter/index.js';
+import { native } from '../../kernel/native.js';
 import type { IpFamily, TableState } from '../../kernel/netfilter/index.js';
 import { CHAINS } from '../../model/index.js';
 
@@ -19,6 +23,8 @@ export function featureOfChain(chain: string): Feature | undefined {
   return FEATURE_OF_CHAIN.get(chain);
 }
 
+const NF_DROP = 0;
+
 const LOCK_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 export class NodeFixesMetrics {
@@ -31,6 +37,7 @@ export class NodeFixesMetrics {
   readonly findings: Gauge<'fix' | 'reason' | 'severity'>;
   readonly proxyMode: Gauge<'mode'>;
   readonly services: Gauge;
+  readonly backend: Gauge<'backend' | 'forced'>;
 
   constructor(registry: Registry, matched: () => Promise<MatchedCounters>) {
     const registers = [registry];
@@ -59,6 +66,12 @@ export class NodeFixesMetrics {
     });
     this.findings = new Gauge({ name: 'nodenet_findings', help: 'What the last reconcile refused or noticed, by fix and reason.', labelNames: ['fix', 'reason', 'severity'], registers });
     this.proxyMode = new Gauge({ name: 'nodenet_proxy_mode', help: 'The kube-proxy mode the last reconcile worked with (1 for that mode).', labelNames: ['mode'], registers });
+    this.backend = new Gauge({
+      name: 'nodenet_netfilter_backend',
+      help: 'The netfilter backend nodenet writes through (1 for it); forced when BACKEND set it rather than detection.',
+      labelNames: ['backend', 'forced'],
+      registers,
+    });
     this.services = new Gauge({ name: 'nodenet_services', help: 'Services the last reconcile rendered from (held ones included).', registers });
     const collectMatched = (pick: (c: MatchedCounter) => bigint) =>
       async function collect(this: Counter<'feature' | 'family'>) {
@@ -111,7 +124,8 @@ export type MatchedCounters = MatchedCounter[];
  * packet (DROP, DNAT, CT): a DNATed packet also passes its MARK rule, and untracked DNS its ACCEPT,
  * so counting every rule would count one packet twice. Reads only tables that exist.
  */
-export async function readMatchedCounters(families: readonly IpFamily[], netns: string | undefined): Promise<MatchedCounters> {
+export async function readMatchedCounters(families: readonly IpFamily[], netns: string | undefined, backend: BackendName = 'iptables-legacy'): Promise<MatchedCounters> {
+  if (backend === 'nftables') return readNftCounters(families, netns);
   const totals = new Map<string, MatchedCounter>();
   for (const family of families) {
     const where = { family, ...(netns === undefined ? {} : { netns }) };
@@ -132,6 +146,33 @@ export async function readMatchedCounters(families: readonly IpFamily[], netns: 
         }
         totals.set(key, total);
       }
+    }
+  }
+  return [...totals.values()];
+}
+
+const NFPROTO: Record<IpFamily, number> = { ipv4: 2, ipv6: 10 };
+
+/**
+ * The same for the nftables backend: nodenet's table holds its chains as `<table>-NODENET-*`; a
+ * rule acts when it drops, NATs or untracks, and its counter expression holds what it matched.
+ */
+async function readNftCounters(families: readonly IpFamily[], netns: string | undefined): Promise<MatchedCounters> {
+  const totals = new Map<string, MatchedCounter>();
+  for (const family of families) {
+    const dump = await kernelCall(native().nftDump({ family: NFPROTO[family], table: NFT_TABLE, rules: true }, netns));
+    for (const rule of dump.rules) {
+      const owned = rule.chain.indexOf(OWNED_PREFIX);
+      const feature = owned > 0 ? featureOfChain(rule.chain.slice(owned)) : undefined;
+      if (!feature) continue;
+      const key = `${feature} ${family}`;
+      const total = totals.get(key) ?? { feature, family, packets: 0n, bytes: 0n };
+      totals.set(key, total);
+      const acts = rule.exprs.some((e) => e.name === 'nat' || e.name === 'notrack' || (e.name === 'immediate' && e.verdict === NF_DROP));
+      const counter = rule.exprs.find((e) => e.name === 'counter');
+      if (!acts || !counter) continue;
+      total.packets += typeof counter.pkts === 'bigint' ? counter.pkts : 0n;
+      total.bytes += typeof counter.bytes === 'bigint' ? counter.bytes : 0n;
     }
   }
   return [...totals.values()];

@@ -4,8 +4,8 @@
 import { CoreV1Api, type KubeConfig, type V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
-import { conntrack, isKernelError, netfilter } from '../../kernel/index.js';
-import type { IpFamily, TableState } from '../../kernel/netfilter/index.js';
+import { conntrack, isKernelError } from '../../kernel/index.js';
+import { legacyBackend, type IpFamily, type NetfilterBackend, type TableState } from '../../kernel/netfilter/index.js';
 import { applyOrder, render, type ModelInput, type ServiceInput } from '../../model/index.js';
 import { describeApiError } from '../api-errors.js';
 import type { EventRecorder } from '../events.js';
@@ -32,6 +32,8 @@ export interface NodeFixesReconcilerOptions {
   fixesMetrics: NodeFixesMetrics;
   events: EventRecorder | null;
   log: Logger;
+  /** How tables are written (default: legacy iptables through libiptc). */
+  backend?: NetfilterBackend;
 }
 
 const keyOf = (s: ServiceInput) => `${s.metadata.namespace}/${s.metadata.name}`;
@@ -90,7 +92,7 @@ export class NodeFixesReconciler {
     let commits = 0;
     for (const table of applyOrder(desired)) {
       const before = table.table === 'nat' ? await this.dnatsBefore(table.family) : null;
-      const result = await this.kernel(netfilter.apply(table, netns === undefined ? {} : { netns }));
+      const result = await this.kernel((this.o.backend ?? legacyBackend).apply(table, netns === undefined ? {} : { netns }));
       const labels = { family: table.family, table: table.table };
       this.o.fixesMetrics.lockWait.observe(labels, result.lockWaitMs / 1000);
       this.o.fixesMetrics.lockHold.observe(labels, result.lockHoldMs / 1000);
@@ -132,7 +134,7 @@ export class NodeFixesReconciler {
   private async dnatsBefore(family: IpFamily): Promise<UdpDnats> {
     let known = this.dnats.get(family);
     // After a start, what an earlier run left in the kernel is the "before".
-    if (!known) this.dnats.set(family, (known = await this.kernel(kernelUdpDnats(family, this.o.netns))));
+    if (!known) this.dnats.set(family, (known = await this.kernel(kernelUdpDnats(family, this.o.netns, (this.o.backend ?? legacyBackend).name))));
     return known;
   }
 

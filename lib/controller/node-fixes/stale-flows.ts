@@ -3,7 +3,10 @@
 // external IP keeps the translation (or the absence of one) it got when it started, whatever the
 // rules say now. So whenever the DNAT of an external IP:port appears, changes or goes, the flows to
 // that IP:port are deleted, and their next packet is translated by the current rules.
+import { kernelCall } from '../../kernel/errors.js';
 import { netfilter } from '../../kernel/index.js';
+import { NFT_TABLE, type BackendName } from '../../kernel/netfilter/detect.js';
+import { native, type RawNftExpr } from '../../kernel/native.js';
 import type { IpFamily, NatOptions, RuleSpec, UdpOptions } from '../../kernel/netfilter/index.js';
 
 /** "address port" of a UDP destination → "address:port" it is DNATed to. */
@@ -63,9 +66,68 @@ export function changedDestinations(before: UdpDnats, after: UdpDnats): FlowDest
 }
 
 /** What nodenet's nat chains of a family hold now (empty when the table does not exist). */
-export async function kernelUdpDnats(family: IpFamily, netns: string | undefined): Promise<UdpDnats> {
+export async function kernelUdpDnats(family: IpFamily, netns: string | undefined, backend: BackendName = 'iptables-legacy'): Promise<UdpDnats> {
+  if (backend === 'nftables') return nftUdpDnats(family, netns);
   const where = { family, ...(netns === undefined ? {} : { netns }) };
   if (!(await netfilter.tables(where)).includes('nat')) return new Map();
   const table = await netfilter.read({ ...where, table: 'nat' });
   return udpDnats(table.chains);
+}
+
+const NAT_ADDRESS = { ipv4: { offset: 16, size: 4 }, ipv6: { offset: 24, size: 16 } } as const;
+
+/**
+ * One nft rule's UDP DNAT, read by following its registers: a load (payload or meta) followed by
+ * an equality compare is a match on that field, an immediate fills a register the nat expression
+ * takes its address and port from. A rule with anything else (a negation, a masked address, a
+ * port range) has no single flow key and, like its legacy counterpart, is not a UDP DNAT here.
+ */
+export function nftUdpDnat(exprs: readonly RawNftExpr[], family: IpFamily): [string, string] | null {
+  const loads = new Map<number, string>();
+  const values = new Map<number, Buffer>();
+  const field = NAT_ADDRESS[family];
+  let l4: number | null = null;
+  let daddr: Buffer | null = null;
+  let dport: number | null = null;
+  let target: [Buffer, number | null] | null = null;
+  for (const e of exprs) {
+    const num = (k: string) => (typeof e[k] === 'number' ? (e[k] as number) : null);
+    const buf = (k: string) => (Buffer.isBuffer(e[k]) ? (e[k] as Buffer) : null);
+    if (e.name === 'payload' && num('dreg') !== null) loads.set(num('dreg')!, `payload ${num('base')} ${num('offset')} ${num('len')}`);
+    else if (e.name === 'meta' && num('dreg') !== null) loads.set(num('dreg')!, `meta ${num('key')}`);
+    else if (e.name === 'bitwise') loads.set(num('dreg') ?? -1, 'masked');
+    else if (e.name === 'immediate' && buf('data') && num('dreg') !== null) values.set(num('dreg')!, buf('data')!);
+    else if (e.name === 'cmp') {
+      const data = buf('data');
+      const load = loads.get(num('sreg') ?? -1);
+      if (!data || !load) return null;
+      if (num('op') !== 0) return null;
+      if (load === 'meta 16') l4 = data[0] ?? null;
+      else if (load === `payload 1 ${field.offset} ${field.size}`) daddr = data;
+      else if (load === 'payload 2 2 2') dport = data.readUInt16BE(0);
+    } else if (e.name === 'nat' && num('type') === 1) {
+      const address = values.get(num('reg_addr_min') ?? -1);
+      const port = values.get(num('reg_proto_min') ?? -1);
+      if (!address) return null;
+      target = [address, port && port.length >= 2 ? port.readUInt16BE(0) : null];
+    }
+  }
+  if (l4 !== 17 || !daddr || dport === null || !target) return null;
+  const text = (b: Buffer) => (family === 'ipv4' ? [...b].join('.') : netfilter.formatIPv6(b));
+  const destination = hostAddress(text(daddr));
+  const to = hostAddress(text(target[0]));
+  if (!destination || !to) return null;
+  return [`${destination} ${dport}`, `${to}:${target[1] ?? dport}`];
+}
+
+/** The same from nodenet's nf_tables table: its nat chains are named `nat-NODENET-*`. */
+async function nftUdpDnats(family: IpFamily, netns: string | undefined): Promise<UdpDnats> {
+  const dump = await kernelCall(native().nftDump({ family: family === 'ipv4' ? 2 : 10, table: NFT_TABLE, rules: true }, netns));
+  const out: UdpDnats = new Map();
+  for (const rule of dump.rules) {
+    if (!rule.chain.startsWith(`nat-${netfilter.OWNED_PREFIX}`)) continue;
+    const entry = nftUdpDnat(rule.exprs, family);
+    if (entry) out.set(entry[0], entry[1]);
+  }
+  return out;
 }

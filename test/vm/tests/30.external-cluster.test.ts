@@ -24,7 +24,9 @@ interface Cluster {
   backend: TestNetns;
 }
 
-async function ipvsNode(t: { teardown(fn: () => unknown): void }): Promise<Cluster> {
+type Backend = typeof netfilter.legacyBackend;
+
+async function ipvsNode(t: { teardown(fn: () => unknown): void }, writer: Backend): Promise<Cluster> {
   const node = await makeNetns(t);
   await node.exec('ipvsadm', ['-Ln']); // says at once when the kernel has no IPVS
   const [pod, backend] = [await makeNetns(t), await makeNetns(t)];
@@ -48,7 +50,13 @@ async function ipvsNode(t: { teardown(fn: () => unknown): void }): Promise<Clust
   await node.exec('ipvsadm', ['-A', '-t', '10.96.0.10:80', '-s', 'rr']);
   await node.exec('ipvsadm', ['-a', '-t', '10.96.0.10:80', '-r', '10.244.1.2:8080', '-m']);
   await node.exec('ipvsadm', ['-A', '-t', '203.0.113.10:80', '-s', 'rr']);
-  await node.exec('iptables-legacy', ['-t', 'nat', '-A', 'POSTROUTING', '-m', 'mark', '--mark', '0x4000/0x4000', '-j', 'MASQUERADE']);
+  // kube-proxy's masquerade lives in the same netfilter world as nodenet's rules: a mark set in
+  // nodenet's table must be seen by another table's POSTROUTING.
+  if (writer.name === 'nftables') {
+    await node.exec('nft', ['-f', '-'], 'table ip kube {\n  chain nat-postrouting { type nat hook postrouting priority srcnat; meta mark & 0x4000 == 0x4000 masquerade; }\n}\n');
+  } else {
+    await node.exec('iptables-legacy', ['-t', 'nat', '-A', 'POSTROUTING', '-m', 'mark', '--mark', '0x4000/0x4000', '-j', 'MASQUERADE']);
+  }
   // kube-proxy sets this so that IPVS traffic goes through conntrack and iptables NAT.
   await node.exec('sysctl', ['-qw', 'net.ipv4.vs.conntrack=1']);
   return { pod, node, backend };
@@ -67,7 +75,7 @@ async function get(ns: TestNetns, url: string): Promise<string> {
   return (await runAllowingFailure('ip', ['netns', 'exec', ns.name, process.execPath, '-e', script])).stdout.trim();
 }
 
-async function applyFix(node: TestNetns, proxyMode: 'ipvs' | 'iptables') {
+async function applyFix(node: TestNetns, proxyMode: 'ipvs' | 'iptables', backend: Backend) {
   const parsed = parseFixesConfig({ RULE_EXTERNAL_CLUSTER_ENABLE: 'true', RULE_DROP_INVALID_INPUT_ENABLE: 'false' });
   if ('errors' in parsed) throw new Error(parsed.errors.join('; '));
   const desired = render({
@@ -77,25 +85,30 @@ async function applyFix(node: TestNetns, proxyMode: 'ipvs' | 'iptables') {
     dnsEndpointSlices: [],
     node: { metadata: { name: 'node-a' }, spec: { podCIDRs: ['10.244.0.0/24'] } },
   });
-  for (const state of applyOrder(desired)) await netfilter.apply(state, { netns: node.path });
+  for (const state of applyOrder(desired)) await backend.apply(state, { netns: node.path });
   return desired;
 }
 
-t.test('IPVS mode: the pod reaches the load-balancer IP only with the fix, masqueraded', async (t) => {
-  const { pod, node, backend } = await ipvsNode(t);
-  await serve(backend, t);
-  t.match(await get(pod, 'http://10.96.0.10/'), /^seen /, 'the cluster IP works');
-  t.match(await get(pod, 'http://203.0.113.10/'), /^(error|timeout)/, 'without the fix the load-balancer IP does not');
+for (const backend of [netfilter.legacyBackend, netfilter.nftBackend]) {
+  t.test(`IPVS mode (${backend.name}): the pod reaches the load-balancer IP only with the fix, masqueraded`, async (t) => {
+    const { pod, node, backend: server } = await ipvsNode(t, backend);
+    await serve(server, t);
+    t.match(await get(pod, 'http://10.96.0.10/'), /^seen /, 'the cluster IP works');
+    t.match(await get(pod, 'http://203.0.113.10/'), /^(error|timeout)/, 'without the fix the load-balancer IP does not');
 
-  const desired = await applyFix(node, 'ipvs');
-  t.same(desired.findings.filter((f) => f.severity === 'warning'), [], 'no warnings');
-  t.match(await get(pod, 'http://203.0.113.10/'), /^seen (::ffff:)?10\.244\.1\.1$/, "with it the backend answers, and sees the node's address");
-});
+    const desired = await applyFix(node, 'ipvs', backend);
+    t.same(desired.findings.filter((f) => f.severity === 'warning'), [], 'no warnings');
+    t.match(await get(pod, 'http://203.0.113.10/'), /^seen (::ffff:)?10\.244\.1\.1$/, "with it the backend answers, and sees the node's address");
+  });
 
-t.test('iptables mode: the fix is refused and nothing is installed', async (t) => {
-  const node = await makeNetns(t);
-  const desired = await applyFix(node, 'iptables');
-  t.ok(desired.findings.some((f) => f.fix === 'external-cluster' && f.severity === 'warning'), 'a warning says why');
-  const nat = await runAllowingFailure('ip', ['netns', 'exec', node.name, 'iptables-legacy-save', '-t', 'nat']);
-  t.notMatch(nat.stdout, /DNAT/, 'no DNAT rule');
-});
+  t.test(`iptables mode (${backend.name}): the fix is refused and nothing is installed`, async (t) => {
+    const node = await makeNetns(t);
+    const desired = await applyFix(node, 'iptables', backend);
+    t.ok(desired.findings.some((f) => f.fix === 'external-cluster' && f.severity === 'warning'), 'a warning says why');
+    const nat = await runAllowingFailure('ip', ['netns', 'exec', node.name, 'iptables-legacy-save', '-t', 'nat']);
+    t.notMatch(nat.stdout, /DNAT/, 'no DNAT rule in legacy iptables');
+    const nft = await runAllowingFailure('ip', ['netns', 'exec', node.name, 'nft', 'list', 'ruleset']);
+    t.equal(nft.code, 0, nft.stderr);
+    t.notMatch(nft.stdout, /dnat/, 'nor in nf_tables');
+  });
+}

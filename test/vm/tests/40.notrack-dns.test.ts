@@ -36,7 +36,7 @@ function start(ns: TestNetns, args: string[], t: { teardown(fn: () => unknown): 
   return new Promise((resolve) => child.stdout.once('data', () => resolve()));
 }
 
-t.test('dig through NOTRACK: answered from the cluster IP, untracked; upstream still works', async (t) => {
+for (const backend of [netfilter.legacyBackend, netfilter.nftBackend]) t.test(`dig through NOTRACK (${backend.name}): answered from the cluster IP, untracked; upstream still works`, async (t) => {
   const node = await makeNetns(t);
   await node.exec('ipvsadm', ['-Ln']); // says at once when the kernel has no IPVS
   const [pod, dns, upstream] = [await makeNetns(t), await makeNetns(t), await makeNetns(t)];
@@ -60,7 +60,11 @@ t.test('dig through NOTRACK: answered from the cluster IP, untracked; upstream s
   await ip(node, 'addr', 'add', '10.96.0.10/32', 'dev', 'kube-ipvs0');
   await node.exec('ipvsadm', ['-A', '-u', '10.96.0.10:53', '-s', 'rr']);
   await node.exec('ipvsadm', ['-a', '-u', '10.96.0.10:53', '-r', '10.244.1.5:53', '-m']);
-  await node.exec('iptables-legacy', ['-t', 'nat', '-A', 'POSTROUTING', '-s', '10.244.0.0/16', '-o', 'eth0', '-j', 'MASQUERADE']);
+  if (backend.name === 'nftables') {
+    await node.exec('nft', ['-f', '-'], 'table ip kube {\n  chain nat-postrouting { type nat hook postrouting priority srcnat; ip saddr 10.244.0.0/16 oifname "eth0" masquerade; }\n}\n');
+  } else {
+    await node.exec('iptables-legacy', ['-t', 'nat', '-A', 'POSTROUTING', '-s', '10.244.0.0/16', '-o', 'eth0', '-j', 'MASQUERADE']);
+  }
   await start(dns, ['10.244.1.5', '1.2.3.4', '192.0.2.53'], t);
   await start(upstream, ['192.0.2.53', '5.6.7.8', ''], t);
 
@@ -74,7 +78,7 @@ t.test('dig through NOTRACK: answered from the cluster IP, untracked; upstream s
     node: { metadata: { name: 'node-a' }, spec: { podCIDRs: ['10.244.0.0/16'] } },
   });
   t.same(desired.findings.filter((f) => f.severity === 'warning'), [], 'no warnings');
-  for (const state of applyOrder(desired)) await netfilter.apply(state, { netns: node.path });
+  for (const state of applyOrder(desired)) await backend.apply(state, { netns: node.path });
   await runAllowingFailure('ip', ['netns', 'exec', node.name, 'conntrack', '-F']);
 
   const dig = await runAllowingFailure('ip', ['netns', 'exec', pod.name, 'dig', '@10.96.0.10', 'a.local.test', 'A', '+tries=2', '+time=3']);
