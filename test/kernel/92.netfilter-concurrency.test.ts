@@ -92,13 +92,15 @@ t.test('SIGKILL during commits leaves each table wholly old or wholly new', asyn
      const b = netfilter.build;
      const state = (tag) => ({ family: 'ipv4', table: 'filter', jumps: [{ chain: 'INPUT', rule: b.rule({}, [], b.jump('NODENET-BIG')) }],
        chains: [{ name: 'NODENET-BIG', rules: Array.from({ length: 2000 }, (_, i) => b.rule({}, [b.comment(tag + ' ' + i)], b.returnTarget())) }] });
-     for (let n = 0; ; n++) await netfilter.apply(state(n % 2 ? 'b' : 'a'), { netns: ${JSON.stringify(ns.path)} });`,
+     for (let n = 0; ; n++) { await netfilter.apply(state(n % 2 ? 'b' : 'a'), { netns: ${JSON.stringify(ns.path)} }); process.stdout.write('c'); }`,
   );
   const seen = new Set<string>();
   for (let kill = 0; kill < 12; kill++) {
-    const child = spawn(process.execPath, [loop], { stdio: 'ignore' });
-    // Somewhere in the middle of a run of commits.
-    await new Promise((r) => setTimeout(r, 400 + kill * 37));
+    const child = spawn(process.execPath, [loop], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // After its first commit (a slow start, as under the sanitizers, must not leave every kill
+    // before any commit), then somewhere in the middle of the run of commits that follows.
+    await new Promise((r) => child.stdout.once('data', r));
+    await new Promise((r) => setTimeout(r, 50 + kill * 37));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
     const comments = await chainComments(ns, 'NODENET-BIG');
