@@ -19,6 +19,7 @@ export { parseFixesConfig, DEFAULT_DNS_SERVICE, type Env } from './config.js';
 export { DEFAULT_MASQUERADE_BIT } from './external-cluster.js';
 export { DNS_PORT } from './notrack-dns.js';
 export { applyOrder, keepsDnsAccept } from './order.js';
+export * as shaping from './shaping/index.js';
 
 /**
  * One TableState per family (IPv4 first) and per table nodenet manages (filter, nat, raw), in that

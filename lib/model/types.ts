@@ -76,13 +76,15 @@ export interface ModelInput {
 /** Something the model refused or noticed, for a log line, an Event or a metric. */
 export interface Finding {
   severity: 'warning' | 'info';
-  /** Which fix it concerns. */
-  fix: 'drop-invalid' | 'external-cluster' | 'notrack-dns' | 'config';
+  /** Which fix (or subsystem) it concerns. */
+  fix: 'drop-invalid' | 'external-cluster' | 'notrack-dns' | 'config' | 'shaping';
   /** A stable machine-readable reason ("NotIPVSMode", "NoPodCIDR", "HostnameOnlyIngress", ...). */
   reason: string;
   message: string;
   /** The Service it concerns, for a Warning Event on that Service. */
   service?: { namespace: string; name: string };
+  /** The Pod it concerns (shaping), for an Event on that Pod. */
+  pod?: { namespace: string; name: string };
 }
 
 export interface DesiredState {
