@@ -6,6 +6,7 @@
 export * as links from './links.js';
 export * as netfilter from './netfilter/index.js';
 export * as qdiscs from './qdiscs/index.js';
+export * as routes from './routes.js';
 export * as runtime from './runtime.js';
 export * as conntrack from './conntrack.js';
 export * as sysctl from './sysctl.js';

@@ -21,6 +21,22 @@ export interface RawLink {
   address: string;
 }
 
+/** One `RTM_GETROUTE` answer (routes.cc RouteLookup); empty strings and 0 stand for absent. */
+export interface RawRoute {
+  family: number;
+  destination: string;
+  oif: number;
+  oifName: string;
+  gateway: string;
+  gatewayFamily: number;
+  prefsrc: string;
+  table: number;
+  type: number;
+  protocol: number;
+  scope: number;
+  flags: number;
+}
+
 export interface RawExtension {
   name: string;
   revision: number;
@@ -231,6 +247,9 @@ export interface NativeAddon {
   nftDump(request: RawNftDumpRequest, netns?: string): Promise<RawNftDump>;
   /** One atomic batch; resolves when the kernel accepted all of it, or rejects and nothing changed. */
   nftCommit(request: RawNftCommitRequest, netns?: string): Promise<void>;
+  routeGet(destination: string, netns?: string): Promise<RawRoute>;
+  /** The nsid `path` has as seen from `netns` (or the caller's namespace); -1 when none is assigned. */
+  netnsId(path: string, netns?: string): Promise<number>;
   // Only in the sanitizer build (NODENET_SANITIZE): deliberate faults.
   probeHeapOverflow?(): void;
   probeSignedOverflow?(): number;

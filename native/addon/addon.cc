@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterSystem(env, exports);
   RegisterConntrack(env, exports);
   RegisterNftables(env, exports);
+  RegisterRoutes(env, exports);
 #ifdef NODENET_SANITIZE
   RegisterSanitizerProbes(env, exports);
 #endif

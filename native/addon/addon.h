@@ -30,6 +30,7 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports);
 void RegisterSystem(Napi::Env env, Napi::Object exports);
 void RegisterConntrack(Napi::Env env, Napi::Object exports);
 void RegisterNftables(Napi::Env env, Napi::Object exports);
+void RegisterRoutes(Napi::Env env, Napi::Object exports);
 #ifdef NODENET_SANITIZE
 void RegisterSanitizerProbes(Napi::Env env, Napi::Object exports);
 #endif
