@@ -69,7 +69,7 @@ t.test('diff prints the pending changes and changes nothing', async (t) => {
   await agent.ready();
   await agent.stop();
   const after = await runNodenet(['diff', '--netns', node.netns.path], env);
-  t.match(after.stdout, new RegExp(`^${['ipv4 raw', 'ipv4 filter', 'ipv4 nat', 'ipv6 raw', 'ipv6 filter', 'ipv6 nat'].map((x) => `${x}: no changes\n`).join('')}findings`), 'once applied, nothing to change');
+  t.match(after.stdout, new RegExp(`^backend iptables-legacy \\(forced by BACKEND=iptables-legacy\\)\n${['ipv4 raw', 'ipv4 filter', 'ipv4 nat', 'ipv6 raw', 'ipv6 filter', 'ipv6 nat'].map((x) => `${x}: no changes\n`).join('')}findings`), 'once applied, nothing to change');
   t.match(after.stdout, /^  info drop-invalid TcpBeLiberalAlternative: /m, 'and the findings are listed');
 });
 
