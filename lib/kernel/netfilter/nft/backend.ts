@@ -41,9 +41,21 @@ export interface NftApplyOptions extends ApplyOptions {
 
 export const DEFAULT_MAX_ATTEMPTS = 20;
 
+// The agent re-renders its whole state on every change and resync, and nearly every rule is one
+// it encoded last time: encodings are remembered by the rule's content (bounded, dropped whole
+// when full), so a resync spends its time reading the kernel, not re-encoding.
+const ENCODED_MAX = 100_000;
+const encoded = new Map<string, NftRule>();
+
 function encodeAt(rule: RuleSpec, state: TableState, where: string): NftRule {
+  const key = `${state.family} ${state.table} ${JSON.stringify(rule, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`;
+  const known = encoded.get(key);
+  if (known) return known;
   try {
-    return encodeNftRule(rule, { family: state.family, chainName: (name) => ownedChainName(state.table, name) });
+    const result = encodeNftRule(rule, { family: state.family, chainName: (name) => ownedChainName(state.table, name) });
+    if (encoded.size >= ENCODED_MAX) encoded.clear();
+    encoded.set(key, result);
+    return result;
   } catch (e) {
     if (e instanceof RangeError) throw new RuleValidationError(`${state.table} ${where}: ${e.message}`);
     throw e;

@@ -19,9 +19,16 @@ export function exprKey(e: RawNftExpr): string {
   return `${e.name}(${keys.map((k) => `${k}=${value(e[k]!)}`).join(',')})`;
 }
 
+// Wanted rules are the same (remembered) objects from one apply to the next; their keys are too.
+const keys = new WeakMap<object, string>();
+
 /** A rule (expressions and userdata) as a stable string: equal strings, equal rules. */
 export function ruleKey(rule: { exprs: readonly RawNftExpr[]; userdata: Buffer | null | undefined }): string {
-  return `${rule.exprs.map(exprKey).join(' ')}|${rule.userdata && rule.userdata.length ? rule.userdata.toString('hex') : ''}`;
+  const known = keys.get(rule);
+  if (known !== undefined) return known;
+  const key = `${rule.exprs.map(exprKey).join(' ')}|${rule.userdata && rule.userdata.length ? rule.userdata.toString('hex') : ''}`;
+  keys.set(rule, key);
+  return key;
 }
 
 export function sameRule(a: { exprs: readonly RawNftExpr[]; userdata: Buffer | null | undefined }, b: { exprs: readonly RawNftExpr[]; userdata: Buffer | null | undefined }): boolean {
