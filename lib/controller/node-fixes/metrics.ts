@@ -171,7 +171,7 @@ async function readNftCounters(families: readonly IpFamily[], netns: string | un
       const acts = rule.exprs.some((e) => e.name === 'nat' || e.name === 'notrack' || (e.name === 'immediate' && e.verdict === NF_DROP));
       const counter = rule.exprs.find((e) => e.name === 'counter');
       if (!acts || !counter) continue;
-      total.packets += typeof counter.pkts === 'bigint' ? counter.pkts : 0n;
+      total.packets += typeof counter.packets === 'bigint' ? counter.packets : 0n;
       total.bytes += typeof counter.bytes === 'bigint' ? counter.bytes : 0n;
     }
   }
