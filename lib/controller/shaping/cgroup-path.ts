@@ -97,7 +97,7 @@ interface ContainerPart {
 }
 
 function containerPart(name: string | undefined, pattern: RegExp): ContainerPart {
-  const m = name === undefined ? null : pattern.exec(name);
+  const m = name === undefined ? null : name.match(pattern);
   if (!m) return { containerId: null, runtime: null, conmon: false };
   const prefix = m[1]?.toLowerCase();
   return {
@@ -126,7 +126,7 @@ export function parsePodCgroupPath(rawPath: string): PodCgroup | null {
 
   for (let i = 0; i < parts.length; i++) {
     const name = parts[i]!;
-    const sd = SYSTEMD_POD.exec(name);
+    const sd = name.match(SYSTEMD_POD);
     if (sd) {
       const qosWord = sd[1]?.toLowerCase() as PodQos | undefined;
       return {
@@ -139,7 +139,7 @@ export function parsePodCgroupPath(rawPath: string): PodCgroup | null {
         path,
       };
     }
-    const fs = CGROUPFS_POD.exec(name);
+    const fs = name.match(CGROUPFS_POD);
     if (fs) {
       const qos = cgroupfsQos(parts, i);
       if (qos === undefined) continue;

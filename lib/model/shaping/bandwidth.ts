@@ -49,7 +49,7 @@ export function quantityValue(text: string): { value: bigint } | { error: Quanti
   if (text.length === 0) return { error: 'format' };
   // The scan of parseQuantityString: sign, digits, optional fraction, then a suffix made of the
   // suffix letters, an optional sign and digits (only exponents have those).
-  const m = /^([+-]?)(\d*)(?:\.(\d*))?([eEinumkKMGTP]*[+-]?\d*)$/.exec(text);
+  const m = text.match(/^([+-]?)(\d*)(?:\.(\d*))?([eEinumkKMGTP]*[+-]?\d*)$/);
   if (!m) return { error: 'format' };
   const [, sign, whole = '', fraction = '', suffix = ''] = m;
   // A string that is a sign, zeros and nothing else is 0 before the suffix is even looked at.

@@ -35,7 +35,7 @@ export function parseGoDuration(text: string): bigint | null {
   if (s === '') return null;
   let total = 0n;
   while (s !== '') {
-    const m = /^(\d*)(?:\.(\d*))?([^.\d]*)/.exec(s)!;
+    const m = s.match(/^(\d*)(?:\.(\d*))?([^.\d]*)/)!;
     const [all, whole = '', fraction, unitText = ''] = m;
     if (whole === '' && (fraction ?? '') === '') return null; // no digits: ".s"
     const unit = lookup(DURATION_UNITS, unitText);
@@ -70,7 +70,7 @@ function daysInMonth(year: number, month: number): number {
 
 /** An RFC 3339 date-time (as Go's time.RFC3339 reads it: no leap second), or null. */
 export function parseRfc3339(text: string): Date | null {
-  const m = RFC3339.exec(text);
+  const m = text.match(RFC3339);
   if (!m) return null;
   const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;

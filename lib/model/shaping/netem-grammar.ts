@@ -115,7 +115,7 @@ export function parseNetem(annotation: string, text: string): Parsed<NetemOption
   const optional = (): Token | null => (looksNumeric(tokens[i]) ? tokens[i++]! : null);
 
   const time = (label: string, token: Token, max: number, maxText: string): number | null => {
-    const m = /^([^a-zA-Z]*)([a-zA-Z]*)$/.exec(token.text);
+    const m = token.text.match(/^([^a-zA-Z]*)([a-zA-Z]*)$/);
     const value = m ? parseDecimal(m[1]!) : null;
     const unit = m ? lookup(TIME_UNITS, m[2]!.toLowerCase()) : undefined;
     if (!value || unit === undefined) {
@@ -158,7 +158,7 @@ export function parseNetem(annotation: string, text: string): Parsed<NetemOption
       bad('rate', token, `${FORMS.rate}; a percentage of the link speed is not supported`);
       return null;
     }
-    const m = /^([^a-zA-Z]*)([a-zA-Z]*)$/.exec(token.text);
+    const m = token.text.match(/^([^a-zA-Z]*)([a-zA-Z]*)$/);
     const value = m ? parseDecimal(m[1]!) : null;
     const unit = m ? lookup(RATE_UNITS, m[2]!.toLowerCase()) : undefined;
     if (!value || unit === undefined) {
