@@ -47,6 +47,11 @@ function isNativeError(error: unknown): error is KernelErrorFields {
   return typeof e.code === 'string' && typeof e.errno === 'number' && typeof e.op === 'string';
 }
 
+/** The error as a KernelError when the addon raised it; any other error unchanged. */
+export function toKernelError(error: unknown): unknown {
+  return isNativeError(error) ? new KernelError(error) : error;
+}
+
 /**
  * Awaits a native promise and rethrows its rejection as a KernelError. The native error is created
  * on the event loop with no JS frames; re-creating it here gives the caller a stack that leads back

@@ -4,6 +4,7 @@
  * another network namespace, and never forks a process.
  */
 export * as links from './links.js';
+export * as linkMonitor from './link-monitor.js';
 export * as netfilter from './netfilter/index.js';
 export * as qdiscs from './qdiscs/index.js';
 export * as routes from './routes.js';
@@ -12,3 +13,4 @@ export * as conntrack from './conntrack.js';
 export * as sysctl from './sysctl.js';
 export { KernelError, isKernelError } from './errors.js';
 export type { Link, NetnsOption, OperState } from './links.js';
+export type { LinkChange, LinkEvent, LinkOverflow, LinkWatch, WatchOptions as LinkWatchOptions } from './link-monitor.js';

@@ -37,6 +37,27 @@ export interface RawRoute {
   flags: number;
 }
 
+/** One link notification (link_monitor.h LinkEvent); '' / 0 / -1 stand for absent. */
+export type RawLinkEvent =
+  | {
+      type: 'new' | 'del';
+      index: number;
+      name: string;
+      kind: string;
+      flags: number;
+      linkIndex: number;
+      linkNetnsId: number;
+      master: number;
+    }
+  | { type: 'overflow' };
+
+/** An open link monitor. close() is idempotent; ref()/unref() as on a Node handle. */
+export interface RawLinkWatch {
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
 export interface RawExtension {
   name: string;
   revision: number;
@@ -250,6 +271,12 @@ export interface NativeAddon {
   routeGet(destination: string, netns?: string): Promise<RawRoute>;
   /** The nsid `path` has as seen from `netns` (or the caller's namespace); -1 when none is assigned. */
   netnsId(path: string, netns?: string): Promise<number>;
+  /**
+   * Starts a link monitor in `netns` (or the caller's namespace); throws a native KernelError when
+   * the socket cannot be opened there. The callback gets each batch of events in kernel order; a
+   * non-null error means the reader stopped for good (the watch is then already closed).
+   */
+  watchLinks(netns: string | undefined, callback: (events: RawLinkEvent[], error: Error | null) => void): RawLinkWatch;
   // Only in the sanitizer build (NODENET_SANITIZE): deliberate faults.
   probeHeapOverflow?(): void;
   probeSignedOverflow?(): number;

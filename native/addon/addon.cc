@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterConntrack(env, exports);
   RegisterNftables(env, exports);
   RegisterRoutes(env, exports);
+  RegisterLinkMonitor(env, exports);
 #ifdef NODENET_SANITIZE
   RegisterSanitizerProbes(env, exports);
 #endif

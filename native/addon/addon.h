@@ -31,6 +31,7 @@ void RegisterSystem(Napi::Env env, Napi::Object exports);
 void RegisterConntrack(Napi::Env env, Napi::Object exports);
 void RegisterNftables(Napi::Env env, Napi::Object exports);
 void RegisterRoutes(Napi::Env env, Napi::Object exports);
+void RegisterLinkMonitor(Napi::Env env, Napi::Object exports);
 #ifdef NODENET_SANITIZE
 void RegisterSanitizerProbes(Napi::Env env, Napi::Object exports);
 #endif
