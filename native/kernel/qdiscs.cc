@@ -133,8 +133,14 @@ void ChangeQdisc(const QdiscRequest& request) {
     case QdiscOp::kChange: flags = 0; break;
     case QdiscOp::kDelete: type = RTM_DELQDISC; break;
   }
-  std::unique_ptr<nl_msg, MsgFree> msg(nlmsg_alloc_simple(type, flags));
-  if (!msg) throw KernelError(ENOMEM, object, "cannot allocate a netlink message");
+  // Sized for the options: netem's delay distribution table alone is 8 KiB, past libnl's default
+  // one-page message.
+  const size_t size = NLMSG_SPACE(sizeof(tcmsg)) + nla_total_size(static_cast<int>(request.kind.size() + 1)) +
+                      nla_total_size(static_cast<int>(request.options.size())) + 64;
+  std::unique_ptr<nl_msg, MsgFree> msg(nlmsg_alloc_size(size));
+  if (!msg || nlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, type, 0, flags) == nullptr) {
+    throw KernelError(ENOMEM, object, "cannot allocate a netlink message");
+  }
   tcmsg tcm{};
   tcm.tcm_family = AF_UNSPEC;
   tcm.tcm_ifindex = ifindex;
