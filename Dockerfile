@@ -6,7 +6,7 @@
 FROM node:20-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends g++ make python3 pkg-config \
-      libnl-3-dev libnl-route-3-dev libip4tc-dev libip6tc-dev libnftnl-dev libmnl-dev \
+      libnl-3-dev libnl-route-3-dev libip4tc-dev libip6tc-dev libnftnl-dev libmnl-dev iproute2 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -27,5 +27,8 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist/lib ./dist/lib
 COPY --from=build /src/build/Release/nodenet.node ./build/Release/nodenet.node
+# netem's delay distribution tables (normal, pareto, paretonormal): data from iproute2, read by the
+# agent itself; the tc program is not needed.
+COPY --from=build /usr/lib/x86_64-linux-gnu/tc/*.dist /usr/lib/tc/
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/opt/nodenet/dist/lib/cli/nodenet.js"]
 CMD ["--help"]

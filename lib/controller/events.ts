@@ -1,4 +1,4 @@
-// Warning Events on the objects a finding concerns, so that `kubectl describe service` shows why
+// Events on the objects a finding (or an action) concerns, so that `kubectl describe service` shows why
 // nodenet did not do what its owner expected. Rate-limited per object and reason: a reconcile runs
 // every resync period and on every change, and a persistent problem must not become a stream of
 // Events (every node's agent reports it). The first occurrence creates an Event; a repeat after
@@ -42,6 +42,8 @@ interface Sent {
   count: number;
 }
 
+type EventType = 'Normal' | 'Warning';
+
 const MAX_TRACKED = 10_000;
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -62,9 +64,22 @@ export class EventRecorder {
     this.tokensAt = this.timers.now();
   }
 
-  /** Records a Warning about `object` unless one with this reason went out within the interval. */
-  warning(object: EventObject, reason: string, message: string): void {
-    const key = `${object.kind}/${object.namespace}/${object.name}/${reason}`;
+  /**
+   * Records a Warning about `object` unless one with this reason (and `distinct`, when given)
+   * went out within the interval. `distinct` separates Events of one reason that say different
+   * things (a second bad edit of a pod's annotation must be heard, a repeat of the first not).
+   */
+  warning(object: EventObject, reason: string, message: string, distinct?: string): void {
+    this.record('Warning', object, reason, message, distinct);
+  }
+
+  /** Records a Normal Event (something nodenet did), rate-limited as warning() is. */
+  normal(object: EventObject, reason: string, message: string, distinct?: string): void {
+    this.record('Normal', object, reason, message, distinct);
+  }
+
+  private record(type: EventType, object: EventObject, reason: string, message: string, distinct: string | undefined): void {
+    const key = `${object.kind}/${object.namespace}/${object.name}/${type}/${reason}${distinct === undefined ? '' : `/${distinct}`}`;
     const now = this.timers.now();
     const last = this.sent.get(key);
     if (last && now - last.at < this.minIntervalMs) {
@@ -79,7 +94,7 @@ export class EventRecorder {
       return;
     }
     this.forgetOld(now);
-    const pending = this.send(key, object, reason, message, last).finally(() => this.inFlight.delete(pending));
+    const pending = this.send(key, type, object, reason, message, last).finally(() => this.inFlight.delete(pending));
     this.inFlight.add(pending);
   }
 
@@ -88,7 +103,7 @@ export class EventRecorder {
     await Promise.all([...this.inFlight]);
   }
 
-  private async send(key: string, object: EventObject, reason: string, message: string, last: Sent | undefined): Promise<void> {
+  private async send(key: string, type: EventType, object: EventObject, reason: string, message: string, last: Sent | undefined): Promise<void> {
     // Marked before the request, so that a reconcile running meanwhile does not send a twin.
     const now = this.timers.now();
     const entry: Sent = last ? { ...last, at: now, count: last.count + 1 } : { at: now, namespace: object.namespace, eventName: eventName(object.name), count: 1 };
@@ -117,7 +132,7 @@ export class EventRecorder {
           involvedObject: { kind: object.kind, apiVersion: object.apiVersion, namespace: object.namespace, name: object.name, ...(object.uid ? { uid: object.uid } : {}) },
           reason,
           message,
-          type: 'Warning',
+          type,
           count: entry.count,
           firstTimestamp: time,
           lastTimestamp: time,

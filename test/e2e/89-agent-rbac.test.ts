@@ -39,13 +39,20 @@ t.test('the ClusterRole grants what the agent uses and nothing more', async (t) 
     ['watch', 'nodes'],
     ['list', 'endpointslices.discovery.k8s.io', ['--all-namespaces']],
     ['watch', 'endpointslices.discovery.k8s.io', ['--all-namespaces']],
+    ['list', 'pods', ['--all-namespaces']],
+    ['watch', 'pods', ['--all-namespaces']],
+    ['list', 'namespaces'],
+    ['watch', 'namespaces'],
     ['create', 'events', ['-n', 'default']],
     ['patch', 'events', ['-n', 'default']],
   ];
   for (const [verb, resource, extra] of allowed) t.equal(await can(verb, resource, extra), 'yes', `${verb} ${resource}`);
   const denied: Array<[string, string, string[]?]> = [
     ['get', 'secrets', ['-n', 'kube-system']],
-    ['list', 'pods', ['--all-namespaces']],
+    ['patch', 'pods', ['-n', 'default']],
+    ['delete', 'pods', ['-n', 'default']],
+    ['create', 'pods/exec', ['-n', 'default']],
+    ['patch', 'namespaces'],
     ['create', 'services', ['-n', 'default']],
     ['update', 'services', ['-n', 'default']],
     ['patch', 'services/status', ['-n', 'default']],

@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import type { TestCluster } from './cluster.js';
 import { distEntry, repoRoot } from './dist.js';
@@ -108,9 +108,12 @@ function agentEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
  */
 export async function startAgent(t: Teardown & { fail(message: string): void }, options: AgentOptions): Promise<AgentProcess> {
   const port = await freePort();
+  const lockFile = options.lockFile ?? lockFileFor(t);
   const env = agentEnv({
     KUBECONFIG: options.kubeconfig ?? agentKubeconfig(options.cluster),
-    NODENET_LOCK_FILE: options.lockFile ?? lockFileFor(t),
+    NODENET_LOCK_FILE: lockFile,
+    // Beside the lock: agents of parallel tests must not share the host's /run/nodenet.
+    SHAPING_STATE_FILE: join(dirname(lockFile), 'shaping.json'),
     METRICS_ADDRESS: `127.0.0.1:${port}`,
     ...options.env,
   });

@@ -17,6 +17,16 @@ t.test('defaults', async (t) => {
     backend: 'auto',
     fixes: { dropInvalidInput: true, externalCluster: false, notrackDns: false, families: ['ipv4'] },
   });
+  t.same(r.config.shaping, { enabled: true, netnsDirs: ['/var/run/netns'], procRoot: '/proc', stateFile: '/run/nodenet/shaping.json' });
+});
+
+t.test('shaping settings', async (t) => {
+  const r = agentConfigFromEnv({ NODE_NAME: 'n', SHAPING: 'False', SHAPING_NETNS_DIRS: '/run/netns, /var/run/crio/ns', SHAPING_PROC_ROOT: 'none', SHAPING_STATE_FILE: 'none' });
+  if (!('config' in r)) return t.fail(r.errors.join('\n'));
+  t.same(r.config.shaping, { enabled: false, netnsDirs: ['/run/netns', '/var/run/crio/ns'], procRoot: null, stateFile: null });
+  t.match(agentConfigFromEnv({ NODE_NAME: 'n', SHAPING: 'yes' }), { errors: ['SHAPING must be true or false, not "yes"'] });
+  t.match(agentConfigFromEnv({ NODE_NAME: 'n', SHAPING_NETNS_DIRS: 'netns' }), { errors: ['SHAPING_NETNS_DIRS must be an absolute path, not "netns"'] });
+  t.match(agentConfigFromEnv({ NODE_NAME: 'n', SHAPING_STATE_FILE: 'state.json' }), { errors: ['SHAPING_STATE_FILE must be an absolute path, not "state.json"'] });
 });
 
 t.test('every setting the agent adds', async (t) => {

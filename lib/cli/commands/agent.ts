@@ -5,7 +5,8 @@ import { createLogger } from '../../log.js';
 
 export const agentHelp = `nodenet agent [--netns PATH]
   The DaemonSet's process: keeps the node fixes' netfilter rules in line with the cluster's
-  Services until SIGTERM or SIGINT, which stop it and leave the rules in place. --netns runs it
+  Services, and this node's pods shaped as their annotations ask, until SIGTERM or SIGINT, which
+  stop it and leave the rules and qdiscs in place. --netns runs it
   against another network namespace (a sandbox node). Configured by environment variables:
     RULE_DROP_INVALID_INPUT_ENABLE  true|false (default true)
     RULE_EXTERNAL_CLUSTER_ENABLE    true|false (default false; IPVS proxy mode only)
@@ -18,6 +19,13 @@ export const agentHelp = `nodenet agent [--netns PATH]
     PROXY_MODE                      auto|ipvs|iptables|nftables (default auto: ipvs if kube-ipvs0 exists)
     BACKEND                         auto|iptables-legacy|nftables (default auto: as kube-proxy's
                                     iptables-wrappers detect it; see nodenet version)
+    SHAPING                         true|false (default true): shape pods by their annotations
+    SHAPING_NETNS_DIRS              the runtime's pod namespace files, comma-separated
+                                    (default /var/run/netns)
+    SHAPING_PROC_ROOT               the host's /proc, to find a pod by its processes when its IP
+                                    does not lead to it; none turns that off (default /proc)
+    SHAPING_STATE_FILE              when each pod's shaping began, for duration expiries across
+                                    restarts; none keeps it in memory (default /run/nodenet/shaping.json)
     RESYNC_PERIOD                   full resync period, e.g. 60s, 1m30s (default 60s)
     METRICS_ADDRESS                 host:port of /healthz, /readyz, /metrics (default 0.0.0.0:9402)
     NODE_NAME                       this Node's name (required)

@@ -4,7 +4,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
-import { Controller } from '../controller.js';
+import { Controller, allReady } from '../controller.js';
 import { EventRecorder } from '../events.js';
 import { startHealthServer, type HealthServer } from '../health-server.js';
 import { kernelWorkersLive } from '../kernel-liveness.js';
@@ -16,10 +16,13 @@ import type { AgentConfig } from './config.js';
 import { nodeFixesInformers } from './informers.js';
 import { NodeFixesMetrics, readMatchedCounters } from './metrics.js';
 import { CONTROLLER, NodeFixesReconciler } from './reconciler.js';
+import { startShaping, type RunningShaping } from '../shaping/agent.js';
 
 export interface RunningAgent {
   health: HealthServer;
   controller: Controller;
+  /** The shaping controller, when SHAPING is on. */
+  shaping: RunningShaping | null;
   /** Stops watching and reconciling; kernel state stays as it is. */
   stop(): Promise<void>;
 }
@@ -70,22 +73,28 @@ export async function startNodeFixesAgent({ config, kubeConfig, netns, log }: Ag
       metrics,
       log,
     });
+    const shaping = config.shaping.enabled
+      ? await startShaping({ config: config.shaping, nodeName: config.nodeName, resyncPeriodMs: config.resyncPeriodMs, kubeConfig, ...(netns === undefined ? {} : { netns }), events, metrics, log })
+      : null;
+    const controllers = shaping ? [controller, shaping.controller] : [controller];
     const health = await startHealthServer({
       ...config.listen,
       registry: metrics.registry,
       liveness: () => kernelWorkersLive(),
-      readiness: () => controller.readiness(),
+      readiness: () => allReady(controllers),
     });
     log.info(
-      { listen: `${health.host}:${health.port}`, node: config.nodeName, netns: netns ?? null, proxyMode: config.proxyMode, backend: backendName, resyncPeriodMs: config.resyncPeriodMs, lockFile: config.lockFile },
+      { listen: `${health.host}:${health.port}`, node: config.nodeName, netns: netns ?? null, proxyMode: config.proxyMode, backend: backendName, resyncPeriodMs: config.resyncPeriodMs, lockFile: config.lockFile, shaping: config.shaping.enabled },
       'nodenet agent started',
     );
     void controller.start();
+    shaping?.start();
     return {
       health,
       controller,
+      shaping,
       async stop() {
-        await controller.stop();
+        await Promise.all([controller.stop(), shaping?.stop()]);
         await events.flush();
         await health.close();
         lock.release();

@@ -8,6 +8,7 @@ import { parseFixesConfig, type FixesConfig, type ProxyMode } from '../../model/
 import { loadKubeConfig } from '../kubeconfig.js';
 import { DEFAULT_NODE_LOCK } from '../node-lock.js';
 import { ConfigError, parseChoice, parseDuration, parseListenAddress } from '../settings.js';
+import { DEFAULT_SHAPING_CONFIG, parseShapingConfig, type ShapingConfig } from '../shaping/config.js';
 
 export type ProxyModeSetting = 'auto' | ProxyMode;
 
@@ -25,6 +26,8 @@ export interface AgentConfig {
   lockFile: string;
   /** BACKEND (default auto: detected as kube-proxy's iptables-wrappers do). */
   backend: BackendSetting;
+  /** SHAPING and SHAPING_*: traffic shaping by pod annotation. */
+  shaping: ShapingConfig;
 }
 
 export const PROXY_MODES: readonly ProxyModeSetting[] = ['auto', 'ipvs', 'iptables', 'nftables'];
@@ -59,11 +62,12 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv): { config: AgentConfi
   const nodeName = setting(env, 'NODE_NAME') ?? '';
   if (!nodeName) errors.push('NODE_NAME is required: the name of the Node this agent runs on (a DaemonSet sets it from spec.nodeName)');
   else if (nodeName.length > 253 || !NODE_NAME.test(nodeName)) errors.push(`NODE_NAME must be a Node name (a lower-case DNS subdomain), not ${JSON.stringify(nodeName)}`);
+  const shaping = attempt(() => parseShapingConfig(env), DEFAULT_SHAPING_CONFIG);
   const lockFile = setting(env, 'NODENET_LOCK_FILE') ?? DEFAULT_NODE_LOCK;
   if (!lockFile.startsWith('/')) errors.push(`NODENET_LOCK_FILE must be an absolute path, not ${JSON.stringify(lockFile)}`);
 
   if (errors.length || 'errors' in fixes) return { errors };
-  return { config: { fixes: fixes.config, proxyMode, resyncPeriodMs, listen, nodeName, lockFile, backend } };
+  return { config: { fixes: fixes.config, proxyMode, resyncPeriodMs, listen, nodeName, lockFile, backend, shaping } };
 }
 
 /** The configuration and the API credentials, or every problem with either. */

@@ -19,3 +19,18 @@ export function formatHandle(handle: number): string {
   const minor = handle & 0xffff;
   return minor === 0 ? `${major}:` : `${major}:${minor.toString(16)}`;
 }
+
+/**
+ * The handle majors nodenet gives its qdiscs: 6e6e: ("nn") at the root, 6e6f: for a qdisc under
+ * it. Ownership is known from the handle alone (qdiscs carry no other label), so nothing else on
+ * a node should use these majors; tc picks 8000: and up when asked for none.
+ */
+export const NODENET_ROOT_HANDLE = '6e6e:';
+export const NODENET_CHILD_HANDLE = '6e6f:';
+/** The class of nodenet's root qdisc its child hangs from (netem has one class, :1). */
+export const NODENET_CHILD_PARENT = '6e6e:1';
+
+/** Whether a handle ("6e6e:", "6e6f:") is one of nodenet's. */
+export function isNodenetHandle(handle: string): boolean {
+  return handle === NODENET_ROOT_HANDLE || handle === NODENET_CHILD_HANDLE;
+}

@@ -6,7 +6,7 @@ import { formatHandle, parseHandle } from './handles.js';
 import { decodeNetem, encodeNetem, type NetemOptions, type NetemReport } from './netem.js';
 import { decodeTbf, encodeTbf, type TbfOptions, type TbfReport } from './tbf.js';
 
-export { formatHandle, parseHandle, TC_H_ROOT } from './handles.js';
+export { formatHandle, isNodenetHandle, NODENET_CHILD_HANDLE, NODENET_CHILD_PARENT, NODENET_ROOT_HANDLE, parseHandle, TC_H_ROOT } from './handles.js';
 export { NetemOptionError, type NetemDistribution, type NetemOptions, type NetemReport } from './netem.js';
 export { TbfOptionError, type TbfOptions, type TbfReport } from './tbf.js';
 
