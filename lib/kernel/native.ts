@@ -21,6 +21,76 @@ export interface RawLink {
   address: string;
 }
 
+/**
+ * One RTM_NEWLINK (link_config.h LinkRequest): absent or undefined keys are not sent. `alias: ''`
+ * removes the alias, `master: ''` releases the link from its master. lib/kernel/links.ts
+ * validates everything first; the addon only checks types and ranges.
+ */
+export interface RawLinkRequest {
+  name: string;
+  kind?: 'bridge' | 'vxlan';
+  bridge?: { stp?: boolean; nfCallIptables?: boolean; nfCallIp6tables?: boolean };
+  vxlan?: {
+    vni?: number;
+    port?: number;
+    portMin?: number;
+    portMax?: number;
+    local?: string;
+    group?: string;
+    underlay?: string;
+    learning?: boolean;
+    ttl?: number;
+    tos?: number;
+    udpCsum?: boolean;
+  };
+  mtu?: number;
+  alias?: string;
+  master?: string;
+  up?: boolean;
+  /** IFLA_ADDRESS bytes. */
+  address?: Buffer;
+}
+
+/** A bridge's or VXLAN device's IFLA_INFO_DATA (link_config.h LinkDetails); '' / 0 stand for absent. */
+export interface RawLinkDetails {
+  index: number;
+  name: string;
+  /** nfCall*: null when the kernel does not report them (no CONFIG_BRIDGE_NETFILTER). */
+  bridge?: { stp: boolean; nfCallIptables: boolean | null; nfCallIp6tables: boolean | null };
+  vxlan?: {
+    vni: number;
+    port: number;
+    portMin: number;
+    portMax: number;
+    local: string;
+    group: string;
+    underlayIndex: number;
+    learning: boolean;
+    ttl: number;
+    tos: number;
+    udpCsum: boolean;
+  };
+}
+
+/** One AF_BRIDGE neighbour (fdb.h FdbEntry); '' / 0 / null stand for absent. */
+export interface RawFdbEntry {
+  mac: string;
+  ifindex: number;
+  device: string;
+  dst: string;
+  vni: number | null;
+  port: number | null;
+  vlan: number | null;
+  viaIndex: number;
+  via: string;
+  masterIndex: number;
+  master: string;
+  /** NUD_* */
+  state: number;
+  /** NTF_* */
+  flags: number;
+}
+
 /** One `RTM_GETROUTE` answer (routes.cc RouteLookup); empty strings and 0 stand for absent. */
 export interface RawRoute {
   family: number;
@@ -253,6 +323,16 @@ export interface RawVersions {
 export interface NativeAddon {
   listLinks(netns?: string): Promise<RawLink[]>;
   listTables(family: 4 | 6, netns?: string): Promise<string[]>;
+  /** NLM_F_CREATE | NLM_F_EXCL, then the alias in a second message (removing the link if that fails). */
+  createLink(request: RawLinkRequest, netns?: string): Promise<void>;
+  updateLink(request: RawLinkRequest, netns?: string): Promise<void>;
+  removeLink(name: string, netns?: string): Promise<void>;
+  /** Only bridges and VXLAN devices. */
+  listLinkDetails(netns?: string): Promise<RawLinkDetails[]>;
+  listFdb(device?: string, netns?: string): Promise<RawFdbEntry[]>;
+  /** mac: 6 bytes. append: NLM_F_APPEND instead of NLM_F_REPLACE. */
+  addFdb(device: string, mac: Buffer, dst: string | undefined, append: boolean, netns?: string): Promise<void>;
+  removeFdb(device: string, mac: Buffer, dst: string | undefined, netns?: string): Promise<void>;
   readTable(family: 4 | 6, table: string, netns?: string): Promise<RawTable>;
   applyTable(spec: RawApplySpec, netns?: string): Promise<RawApplyResult>;
   listQdiscs(device?: string, netns?: string): Promise<RawQdisc[]>;

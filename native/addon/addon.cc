@@ -5,6 +5,8 @@ namespace nodenet {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonState(env));
   RegisterLinks(env, exports);
+  RegisterLinkConfig(env, exports);
+  RegisterFdb(env, exports);
   RegisterNetfilter(env, exports);
   RegisterQdiscs(env, exports);
   RegisterRuntime(env, exports);

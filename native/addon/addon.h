@@ -24,6 +24,8 @@ inline AddonState& StateOf(Napi::Env env) { return *env.GetInstanceData<AddonSta
 inline WorkerPool& PoolOf(Napi::Env env) { return env.GetInstanceData<AddonState>()->pool; }
 
 void RegisterLinks(Napi::Env env, Napi::Object exports);
+void RegisterLinkConfig(Napi::Env env, Napi::Object exports);
+void RegisterFdb(Napi::Env env, Napi::Object exports);
 void RegisterNetfilter(Napi::Env env, Napi::Object exports);
 void RegisterQdiscs(Napi::Env env, Napi::Object exports);
 void RegisterRuntime(Napi::Env env, Napi::Object exports);

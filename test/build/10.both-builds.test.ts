@@ -52,7 +52,7 @@ t.test('the package exports its kernel API as nodenet/kernel', async (t) => {
   const script = `const k = await import('nodenet/kernel'); console.log(JSON.stringify(Object.keys(k).sort()));`;
   const result = await runAllowingFailure(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot });
   t.equal(result.code, 0, result.stderr);
-  t.same(JSON.parse(result.stdout), ['KernelError', 'conntrack', 'isKernelError', 'linkMonitor', 'links', 'netfilter', 'qdiscs', 'routes', 'runtime', 'sysctl']);
+  t.same(JSON.parse(result.stdout), ['KernelError', 'conntrack', 'fdb', 'isKernelError', 'linkMonitor', 'links', 'netfilter', 'qdiscs', 'routes', 'runtime', 'sysctl']);
   const types = await runAllowingFailure('test', ['-f', join(repoRoot, 'dist', 'lib', 'kernel', 'index.d.ts')]);
   t.equal(types.code, 0, 'type declarations are built next to it');
 });
