@@ -12,6 +12,9 @@ import { eventually, kubeFixture } from '../helpers/kube.js';
 
 const cluster = await startCluster(t);
 await applyAgentRbac(cluster);
+// The overlay resources must exist for `auth can-i` to say anything about them.
+await cluster.kubectl(['apply', '-f', join(repoRoot, 'deploy', 'crds')]);
+await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/links.nodenet.io', 'crd/nodenetworkstatuses.nodenet.io']);
 
 const SA = 'system:serviceaccount:kube-system:nodenet';
 
@@ -43,6 +46,10 @@ t.test('the ClusterRole grants what the agent uses and nothing more', async (t) 
     ['watch', 'pods', ['--all-namespaces']],
     ['list', 'namespaces'],
     ['watch', 'namespaces'],
+    ['list', 'links.nodenet.io'],
+    ['watch', 'links.nodenet.io'],
+    ['create', 'nodenetworkstatuses.nodenet.io'],
+    ['patch', 'nodenetworkstatuses.nodenet.io', ['--subresource=status']],
     ['create', 'events', ['-n', 'default']],
     ['patch', 'events', ['-n', 'default']],
   ];
@@ -53,6 +60,9 @@ t.test('the ClusterRole grants what the agent uses and nothing more', async (t) 
     ['delete', 'pods', ['-n', 'default']],
     ['create', 'pods/exec', ['-n', 'default']],
     ['patch', 'namespaces'],
+    ['update', 'links.nodenet.io'],
+    ['delete', 'nodenetworkstatuses.nodenet.io'],
+    ['patch', 'nodenetworkstatuses.nodenet.io'],
     ['create', 'services', ['-n', 'default']],
     ['update', 'services', ['-n', 'default']],
     ['patch', 'services/status', ['-n', 'default']],

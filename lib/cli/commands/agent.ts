@@ -26,6 +26,8 @@ export const agentHelp = `nodenet agent [--netns PATH]
                                     does not lead to it; none turns that off (default /proc)
     SHAPING_STATE_FILE              when each pod's shaping began, for duration expiries across
                                     restarts; none keeps it in memory (default /run/nodenet/shaping.json)
+    OVERLAYS                        true|false (default false): bridges and VXLANs from Link
+                                    resources (install deploy/crds first)
     RESYNC_PERIOD                   full resync period, e.g. 60s, 1m30s (default 60s)
     METRICS_ADDRESS                 host:port of /healthz, /readyz, /metrics (default 0.0.0.0:9402)
     NODE_NAME                       this Node's name (required)

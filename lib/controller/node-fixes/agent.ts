@@ -17,12 +17,15 @@ import { nodeFixesInformers } from './informers.js';
 import { NodeFixesMetrics, readMatchedCounters } from './metrics.js';
 import { CONTROLLER, NodeFixesReconciler } from './reconciler.js';
 import { startShaping, type RunningShaping } from '../shaping/agent.js';
+import { startOverlays, type RunningOverlays } from '../overlays/agent.js';
 
 export interface RunningAgent {
   health: HealthServer;
   controller: Controller;
   /** The shaping controller, when SHAPING is on. */
   shaping: RunningShaping | null;
+  /** The overlay controller, when OVERLAYS is on. */
+  overlays: RunningOverlays | null;
   /** Stops watching and reconciling; kernel state stays as it is. */
   stop(): Promise<void>;
 }
@@ -76,7 +79,10 @@ export async function startNodeFixesAgent({ config, kubeConfig, netns, log }: Ag
     const shaping = config.shaping.enabled
       ? await startShaping({ config: config.shaping, nodeName: config.nodeName, resyncPeriodMs: config.resyncPeriodMs, kubeConfig, ...(netns === undefined ? {} : { netns }), events, metrics, log })
       : null;
-    const controllers = shaping ? [controller, shaping.controller] : [controller];
+    const overlays = config.overlays
+      ? startOverlays({ nodeName: config.nodeName, resyncPeriodMs: config.resyncPeriodMs, kubeConfig, ...(netns === undefined ? {} : { netns }), metrics, log })
+      : null;
+    const controllers = [controller, ...(shaping ? [shaping.controller] : []), ...(overlays ? [overlays.controller] : [])];
     const health = await startHealthServer({
       ...config.listen,
       registry: metrics.registry,
@@ -84,17 +90,19 @@ export async function startNodeFixesAgent({ config, kubeConfig, netns, log }: Ag
       readiness: () => allReady(controllers),
     });
     log.info(
-      { listen: `${health.host}:${health.port}`, node: config.nodeName, netns: netns ?? null, proxyMode: config.proxyMode, backend: backendName, resyncPeriodMs: config.resyncPeriodMs, lockFile: config.lockFile, shaping: config.shaping.enabled },
+      { listen: `${health.host}:${health.port}`, node: config.nodeName, netns: netns ?? null, proxyMode: config.proxyMode, backend: backendName, resyncPeriodMs: config.resyncPeriodMs, lockFile: config.lockFile, shaping: config.shaping.enabled, overlays: config.overlays },
       'nodenet agent started',
     );
     void controller.start();
     shaping?.start();
+    overlays?.start();
     return {
       health,
       controller,
       shaping,
+      overlays,
       async stop() {
-        await Promise.all([controller.stop(), shaping?.stop()]);
+        await Promise.all([controller.stop(), shaping?.stop(), overlays?.stop()]);
         await events.flush();
         await health.close();
         lock.release();

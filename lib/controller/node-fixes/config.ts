@@ -28,6 +28,8 @@ export interface AgentConfig {
   backend: BackendSetting;
   /** SHAPING and SHAPING_*: traffic shaping by pod annotation. */
   shaping: ShapingConfig;
+  /** OVERLAYS (default false; needs deploy/crds): bridges and VXLANs from Link resources. */
+  overlays: boolean;
 }
 
 export const PROXY_MODES: readonly ProxyModeSetting[] = ['auto', 'ipvs', 'iptables', 'nftables'];
@@ -63,11 +65,12 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv): { config: AgentConfi
   if (!nodeName) errors.push('NODE_NAME is required: the name of the Node this agent runs on (a DaemonSet sets it from spec.nodeName)');
   else if (nodeName.length > 253 || !NODE_NAME.test(nodeName)) errors.push(`NODE_NAME must be a Node name (a lower-case DNS subdomain), not ${JSON.stringify(nodeName)}`);
   const shaping = attempt(() => parseShapingConfig(env), DEFAULT_SHAPING_CONFIG);
+  const overlays = attempt(() => parseChoice('OVERLAYS', (setting(env, 'OVERLAYS') ?? 'false').toLowerCase(), ['true', 'false'] as const), 'false') === 'true';
   const lockFile = setting(env, 'NODENET_LOCK_FILE') ?? DEFAULT_NODE_LOCK;
   if (!lockFile.startsWith('/')) errors.push(`NODENET_LOCK_FILE must be an absolute path, not ${JSON.stringify(lockFile)}`);
 
   if (errors.length || 'errors' in fixes) return { errors };
-  return { config: { fixes: fixes.config, proxyMode, resyncPeriodMs, listen, nodeName, lockFile, backend, shaping } };
+  return { config: { fixes: fixes.config, proxyMode, resyncPeriodMs, listen, nodeName, lockFile, backend, shaping, overlays } };
 }
 
 /** The configuration and the API credentials, or every problem with either. */

@@ -1,0 +1,210 @@
+// Overlays end to end on a real API server: three "node" namespaces joined by an underlay bridge
+// (in a fabric namespace of their own), one agent per node with OVERLAYS on, and a "pod" namespace
+// per node attached to the overlay bridge the agent makes. Applying the Link resources makes the
+// pods reach each other across nodes through the VXLAN mesh; deleting a Node takes its FDB entries
+// off the others; deleting the Links leaves no nodenet link on any node. `bridge -j fdb` and
+// `ip -j link` are the witnesses; each agent's NodeNetworkStatus is read back.
+import { join } from 'node:path';
+
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import t from 'tap';
+
+import { applyAgentRbac, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { startCluster } from '../helpers/cluster.js';
+import { repoRoot } from '../helpers/dist.js';
+import { runAllowingFailure } from '../helpers/exec.js';
+import { eventually, kubeFixture, type KubeFixture } from '../helpers/kube.js';
+import { makeNetns, type TestNetns } from '../helpers/netns.js';
+
+const cluster = await startCluster(t);
+await applyAgentRbac(cluster);
+await cluster.kubectl(['apply', '-f', join(repoRoot, 'deploy', 'crds')]);
+await cluster.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/links.nodenet.io', 'crd/nodenetworkstatuses.nodenet.io']);
+
+const custom = cluster.kc.makeApiClient(CustomObjectsApi);
+const GROUP = { group: 'nodenet.io', version: 'v1alpha1' };
+
+interface SimNode {
+  name: string;
+  ns: TestNetns;
+  ip: string;
+  agent: AgentProcess;
+  pod: TestNetns | null;
+  podIP: string;
+}
+
+interface IpLink {
+  ifname: string;
+  ifalias?: string;
+  mtu: number;
+  master?: string;
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number; local?: string } };
+}
+
+async function ipLinks(ns: TestNetns): Promise<IpLink[]> {
+  return JSON.parse(await ns.exec('ip', ['-d', '-j', 'link', 'show'])) as IpLink[];
+}
+
+async function meshPeers(ns: TestNetns, dev: string): Promise<string[]> {
+  const entries = JSON.parse(await ns.exec('bridge', ['-j', 'fdb', 'show', 'dev', dev])) as Array<{ mac: string; dst?: string }>;
+  return entries.filter((e) => e.mac === '00:00:00:00:00:00' && e.dst).map((e) => e.dst!).sort();
+}
+
+async function fabric(t: Parameters<typeof makeNetns>[0]): Promise<TestNetns> {
+  const f = await makeNetns(t);
+  await f.exec('ip', ['link', 'add', 'fab0', 'type', 'bridge']);
+  await f.exec('ip', ['link', 'set', 'fab0', 'up']);
+  return f;
+}
+
+let counter = 0;
+
+async function simNode(t: Parameters<typeof makeNetns>[0] & { fail(m: string): void }, k: KubeFixture, fab: TestNetns, n: number): Promise<SimNode> {
+  const ns = await makeNetns(t);
+  const name = `ov${n}-${k.namespace}`.slice(0, 60);
+  const ip = `192.168.77.${n}`;
+  const port = `fp${process.pid % 10000}x${++counter}`;
+  await fab.exec('ip', ['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+  await fab.exec('ip', ['link', 'set', port, 'master', 'fab0', 'up']);
+  await ns.exec('ip', ['addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+  await ns.exec('ip', ['link', 'set', 'eth0', 'up']);
+  await k.createNode({ name, internalIPs: [ip], labels: { 'overlay.test/on': k.namespace } });
+  const agent = await startAgent(t, { cluster, netns: ns, env: { NODE_NAME: name, OVERLAYS: 'true', SHAPING: 'false' } });
+  return { name, ns, ip, agent, pod: null, podIP: `10.99.0.${n}` };
+}
+
+/** A pod on the node's overlay bridge: a veth from a new namespace, its host end enslaved to br-ov. */
+async function attachPod(t: Parameters<typeof makeNetns>[0], node: SimNode): Promise<void> {
+  const pod = await makeNetns(t);
+  const host = `op${process.pid % 10000}x${++counter}`;
+  await node.ns.exec('ip', ['link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.name]);
+  await node.ns.exec('ip', ['link', 'set', host, 'master', 'br-ov', 'up']);
+  await pod.exec('ip', ['link', 'set', 'eth0', 'mtu', '1450']);
+  await pod.exec('ip', ['addr', 'add', `${node.podIP}/24`, 'dev', 'eth0']);
+  await pod.exec('ip', ['link', 'set', 'eth0', 'up']);
+  node.pod = pod;
+}
+
+async function ping(from: TestNetns, to: string): Promise<boolean> {
+  const r = await runAllowingFailure('ip', ['netns', 'exec', from.name, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '-q', to]);
+  return r.code === 0;
+}
+
+function linkObjects(selectorValue: string) {
+  const nodeSelector = { matchLabels: { 'overlay.test/on': selectorValue } };
+  return [
+    { apiVersion: 'nodenet.io/v1alpha1', kind: 'Link', metadata: { name: `uplink-${selectorValue}` }, spec: { interfaceName: 'eth0', nodeSelector, device: {} } },
+    { apiVersion: 'nodenet.io/v1alpha1', kind: 'Link', metadata: { name: `bridge-${selectorValue}` }, spec: { interfaceName: 'br-ov', nodeSelector, bridge: {} } },
+    {
+      apiVersion: 'nodenet.io/v1alpha1',
+      kind: 'Link',
+      metadata: { name: `vxlan-${selectorValue}` },
+      spec: { interfaceName: 'vx-ov', nodeSelector, master: `bridge-${selectorValue}`, vxlan: { vni: 42, underlay: `uplink-${selectorValue}`, peers: { mesh: {} } } },
+    },
+  ];
+}
+
+t.test('three nodes: a VXLAN mesh that pods ping across, following Nodes, gone with its Links', async (t) => {
+  const k = await kubeFixture(t, cluster);
+  const fab = await fabric(t);
+  const nodes = [await simNode(t, k, fab, 1), await simNode(t, k, fab, 2), await simNode(t, k, fab, 3)];
+  await Promise.all(nodes.map((n) => n.agent.ready()));
+
+  const objects = linkObjects(k.namespace);
+  t.teardown(async () => {
+    for (const o of objects) await custom.deleteClusterCustomObject({ ...GROUP, plural: 'links', name: o.metadata.name }).catch(() => undefined);
+  });
+  for (const o of objects) await custom.createClusterCustomObject({ ...GROUP, plural: 'links', body: o });
+
+  for (const n of nodes) {
+    await eventually(async () => {
+      const peers = await meshPeers(n.ns, 'vx-ov');
+      const want = nodes.filter((o) => o !== n).map((o) => o.ip).sort();
+      if (JSON.stringify(peers) !== JSON.stringify(want)) throw new Error(`${n.name}: mesh ${peers.join(',')} (want ${want.join(',')})`);
+    }, 30_000);
+    const links = await ipLinks(n.ns);
+    const vx = links.find((l) => l.ifname === 'vx-ov')!;
+    t.match(vx, { mtu: 1450, master: 'br-ov', ifalias: `nodenet:link/vxlan-${k.namespace}`, linkinfo: { info_kind: 'vxlan', info_data: { id: 42, port: 4789, local: n.ip } } }, `${n.name}: the VXLAN as planned`);
+    t.match(links.find((l) => l.ifname === 'br-ov'), { ifalias: `nodenet:link/bridge-${k.namespace}`, linkinfo: { info_kind: 'bridge' } });
+  }
+  t.pass('exactly two all-zero FDB entries on each node: the other two');
+
+  for (const n of nodes) await attachPod(t, n);
+  t.ok(await ping(nodes[0]!.pod!, nodes[1]!.podIP), 'pod on node 1 reaches the pod on node 2 across the overlay');
+  t.ok(await ping(nodes[0]!.pod!, nodes[2]!.podIP), 'and the pod on node 3');
+  t.ok(await ping(nodes[2]!.pod!, nodes[1]!.podIP), 'node 3 to node 2 too');
+
+  for (const n of nodes) {
+    const status = await eventually(async () => {
+      const s = (await custom.getClusterCustomObject({ ...GROUP, plural: 'nodenetworkstatuses', name: n.name })) as {
+        metadata: { ownerReferences?: Array<{ kind: string; name: string }> };
+        status?: { summary?: string; links?: Array<{ name: string; conditions: Array<{ type: string; status: string; observedGeneration: number }> }> };
+      };
+      if (s.status?.summary !== '3/3 ready') throw new Error(`${n.name}: ${JSON.stringify(s.status)}`);
+      return s;
+    }, 20_000);
+    t.match(status.metadata.ownerReferences, [{ kind: 'Node', name: n.name }], `${n.name}'s status is owned by its Node`);
+    t.same(status.status!.links!.map((l) => [l.name, l.conditions[0]!.status]).sort(), objects.map((o) => [o.metadata.name, 'True']).sort());
+  }
+
+  await k.core.deleteNode({ name: nodes[2]!.name });
+  for (const n of nodes.slice(0, 2)) {
+    await eventually(async () => {
+      const peers = await meshPeers(n.ns, 'vx-ov');
+      if (peers.length !== 1 || peers[0] === nodes[2]!.ip) throw new Error(`${n.name}: mesh ${peers.join(',')}`);
+    }, 20_000);
+  }
+  t.pass('a deleted Node leaves the mesh on the others');
+  t.ok(await ping(nodes[0]!.pod!, nodes[1]!.podIP), 'and the remaining pods still reach each other');
+
+  for (const o of objects) await custom.deleteClusterCustomObject({ ...GROUP, plural: 'links', name: o.metadata.name });
+  for (const n of nodes.slice(0, 2)) {
+    await eventually(async () => {
+      const ours = (await ipLinks(n.ns)).filter((l) => (l.ifalias ?? '').startsWith('nodenet:'));
+      if (ours.length) throw new Error(`${n.name}: ${ours.map((l) => l.ifname).join(', ')} left`);
+    }, 20_000);
+    t.ok((await ipLinks(n.ns)).some((l) => l.ifname === 'eth0'), `${n.name}: the underlay device, not nodenet's, stays`);
+  }
+  t.pass('deleting the Links leaves no nodenet link on any node');
+});
+
+t.test("a name clash and a missing underlay fail that Link on that node only, touching nothing that is not nodenet's", async (t) => {
+  const k = await kubeFixture(t, cluster);
+  const fab = await fabric(t);
+  const a = await simNode(t, k, fab, 11);
+  const b = await simNode(t, k, fab, 12);
+  // On node a, someone else's bridge already has the name.
+  await a.ns.exec('ip', ['link', 'add', 'br-ov', 'type', 'bridge']);
+  await Promise.all([a.agent.ready(), b.agent.ready()]);
+  const objects = linkObjects(k.namespace);
+  const broken = { apiVersion: 'nodenet.io/v1alpha1', kind: 'Link', metadata: { name: `lost-${k.namespace}` }, spec: { interfaceName: 'vx-lost', vxlan: { vni: 77, underlay: `no-such-${k.namespace}`, peers: { mesh: {} } }, nodeSelector: { matchLabels: { 'overlay.test/on': k.namespace } } } };
+  t.teardown(async () => {
+    for (const o of [...objects, broken]) await custom.deleteClusterCustomObject({ ...GROUP, plural: 'links', name: o.metadata.name }).catch(() => undefined);
+  });
+  for (const o of [...objects, broken]) await custom.createClusterCustomObject({ ...GROUP, plural: 'links', body: o });
+
+  const conditionsOf = async (node: SimNode) => {
+    const s = (await custom.getClusterCustomObject({ ...GROUP, plural: 'nodenetworkstatuses', name: node.name })) as {
+      status?: { links?: Array<{ name: string; conditions: Array<{ status: string; reason: string; message: string }> }> };
+    };
+    return new Map((s.status?.links ?? []).map((l) => [l.name, l.conditions[0]!]));
+  };
+  const onA = await eventually(async () => {
+    const c = await conditionsOf(a);
+    if (c.get(`bridge-${k.namespace}`)?.reason !== 'NameConflict') throw new Error(JSON.stringify([...c]));
+    return c;
+  }, 30_000);
+  t.match(onA.get(`bridge-${k.namespace}`), { status: 'False', reason: 'NameConflict', message: /br-ov exists and is not nodenet's/ });
+  t.match(onA.get(`vxlan-${k.namespace}`), { status: 'False', reason: 'MasterNotReady' }, 'its dependent fails with it on that node');
+  t.match(onA.get(`lost-${k.namespace}`), { status: 'False', reason: 'UnderlayNotFound' });
+  const foreign = (await ipLinks(a.ns)).find((l) => l.ifname === 'br-ov');
+  t.equal(foreign?.ifalias, undefined, "someone else's bridge is untouched (no alias written)");
+
+  const onB = await eventually(async () => {
+    const c = await conditionsOf(b);
+    if (c.get(`vxlan-${k.namespace}`)?.status !== 'True') throw new Error(JSON.stringify([...c]));
+    return c;
+  }, 30_000);
+  t.match(onB.get(`bridge-${k.namespace}`), { status: 'True' }, 'node b is not affected');
+  t.match(onB.get(`lost-${k.namespace}`), { status: 'False', reason: 'UnderlayNotFound' });
+});
