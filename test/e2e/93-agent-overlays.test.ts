@@ -208,3 +208,66 @@ t.test("a name clash and a missing underlay fail that Link on that node only, to
   t.match(onB.get(`bridge-${k.namespace}`), { status: 'True' }, 'node b is not affected');
   t.match(onB.get(`lost-${k.namespace}`), { status: 'False', reason: 'UnderlayNotFound' });
 });
+
+t.test('a fourth node converges everywhere; a VNI change re-creates the VXLAN in its bridge; unselected and restarted nodes clean up', async (t) => {
+  const k = await kubeFixture(t, cluster);
+  const fab = await fabric(t);
+  const nodes = [await simNode(t, k, fab, 21), await simNode(t, k, fab, 22), await simNode(t, k, fab, 23)];
+  await Promise.all(nodes.map((n) => n.agent.ready()));
+  const objects = linkObjects(k.namespace);
+  t.teardown(async () => {
+    for (const o of objects) await custom.deleteClusterCustomObject({ ...GROUP, plural: 'links', name: o.metadata.name }).catch(() => undefined);
+  });
+  for (const o of objects) await custom.createClusterCustomObject({ ...GROUP, plural: 'links', body: o });
+  const meshIs = async (all: SimNode[]) => {
+    for (const n of all) {
+      await eventually(async () => {
+        const want = all.filter((o) => o !== n).map((o) => o.ip).sort();
+        const peers = await meshPeers(n.ns, 'vx-ov');
+        if (JSON.stringify(peers) !== JSON.stringify(want)) throw new Error(`${n.name}: mesh ${peers.join(',')} (want ${want.join(',')})`);
+      }, 30_000);
+    }
+  };
+  await meshIs(nodes);
+  const bridgeInfo = JSON.parse(await nodes[0]!.ns.exec('ip', ['-d', '-j', 'link', 'show', 'br-ov'])) as Array<{ linkinfo: { info_data: { nf_call_iptables?: number } } }>;
+  t.equal(bridgeInfo[0]!.linkinfo.info_data.nf_call_iptables, 0, "nf_call_iptables is off on nodenet's bridge");
+
+  nodes.push(await simNode(t, k, fab, 24));
+  await nodes[3]!.agent.ready();
+  await meshIs(nodes);
+  t.pass('a fourth node converges everywhere: in every mesh, with the others in its own');
+
+  const vxlanName = `vxlan-${k.namespace}`;
+  await custom.patchClusterCustomObject(
+    { ...GROUP, plural: 'links', name: vxlanName, body: [{ op: 'replace', path: '/spec/vxlan/vni', value: 43 }] },
+  );
+  for (const n of nodes) {
+    await eventually(async () => {
+      const vx = (await ipLinks(n.ns)).find((l) => l.ifname === 'vx-ov');
+      if (vx?.linkinfo?.info_data?.id !== 43 || vx.master !== 'br-ov') throw new Error(`${n.name}: ${JSON.stringify(vx)}`);
+    }, 20_000);
+  }
+  await meshIs(nodes);
+  t.pass('VNI 43 everywhere, back in its bridge, with its mesh');
+
+  // Node 4 is no longer selected: its links go, and the others drop it from their mesh.
+  await k.core.patchNode({ name: nodes[3]!.name, body: [{ op: 'remove', path: '/metadata/labels/overlay.test~1on' }] });
+  await eventually(async () => {
+    const ours = (await ipLinks(nodes[3]!.ns)).filter((l) => (l.ifalias ?? '').startsWith('nodenet:'));
+    if (ours.length) throw new Error(`left: ${ours.map((l) => l.ifname).join(', ')}`);
+  }, 20_000);
+  await meshIs(nodes.slice(0, 3));
+  t.pass('an unselected node loses its links and leaves the others\' meshes');
+
+  // A restart adopts what is there; a Link deleted while the agent was down is removed when it is back.
+  t.same(await nodes[0]!.agent.stop('SIGTERM'), { code: 0, signal: null });
+  t.ok((await ipLinks(nodes[0]!.ns)).some((l) => l.ifname === 'vx-ov'), 'stopping leaves the links in place');
+  await custom.deleteClusterCustomObject({ ...GROUP, plural: 'links', name: vxlanName });
+  const again = await startAgent(t, { cluster, netns: nodes[0]!.ns, env: { NODE_NAME: nodes[0]!.name, OVERLAYS: 'true', SHAPING: 'false' } });
+  await again.ready();
+  await eventually(async () => {
+    if ((await ipLinks(nodes[0]!.ns)).some((l) => l.ifname === 'vx-ov')) throw new Error('vx-ov still there');
+  }, 20_000);
+  t.ok((await ipLinks(nodes[0]!.ns)).some((l) => l.ifname === 'br-ov'), 'the bridge, still wanted, is adopted');
+  t.equal(await again.metric('nodenet_overlay_links', { ready: 'true' }), 2, 'uplink and bridge ready after the restart');
+});
