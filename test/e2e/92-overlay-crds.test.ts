@@ -61,6 +61,15 @@ t.test('the CRDs install and become Established', async (t) => {
   t.match(resources, /^nodenetworkstatuses\s+nnstatus\s+nodenet\.io\/v1alpha1\s+false\s+NodeNetworkStatus$/m, 'nodenetworkstatuses, short name nnstatus, not namespaced');
 });
 
+t.test('deploy/samples/overlay-links.yaml passes a server-side dry run', async (t) => {
+  const out = await cluster.kubectl(['apply', '--dry-run=server', '-f', join(repoRoot, 'deploy', 'samples', 'overlay-links.yaml')]);
+  t.same(out.trim().split('\n').sort(), [
+    'link.nodenet.io/overlay-bridge created (server dry run)',
+    'link.nodenet.io/overlay-uplink created (server dry run)',
+    'link.nodenet.io/overlay-vxlan created (server dry run)',
+  ]);
+});
+
 t.test('valid Links are accepted, with the defaults filled in', async (t) => {
   const bridge = await createLink(t, 'ov-bridge', { interfaceName: 'br-ov', bridge: { stp: true }, mtu: 1450 });
   t.same(bridge.spec, { interfaceName: 'br-ov', bridge: { stp: true }, mtu: 1450 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import t from 'tap';
 
-import { applyAgentRbac, startAgent, type AgentProcess } from '../helpers/agent.js';
+import { applyAgentRbac, lockFileFor, runNodenet, startAgent, type AgentProcess } from '../helpers/agent.js';
 import { startCluster } from '../helpers/cluster.js';
 import { repoRoot } from '../helpers/dist.js';
 import { runAllowingFailure } from '../helpers/exec.js';
@@ -173,9 +173,12 @@ t.test("a name clash and a missing underlay fail that Link on that node only, to
   const fab = await fabric(t);
   const a = await simNode(t, k, fab, 11);
   const b = await simNode(t, k, fab, 12);
-  // On node a, someone else's bridge already has the name.
+  const c = await simNode(t, k, fab, 13);
+  // On node a, someone else's bridge already has the name; on node c, the CNI's own VXLAN uses VNI
+  // 42 on port 4789.
   await a.ns.exec('ip', ['link', 'add', 'br-ov', 'type', 'bridge']);
-  await Promise.all([a.agent.ready(), b.agent.ready()]);
+  await c.ns.exec('ip', ['link', 'add', 'vxcni', 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'dev', 'eth0']);
+  await Promise.all([a.agent.ready(), b.agent.ready(), c.agent.ready()]);
   const objects = linkObjects(k.namespace);
   const broken = { apiVersion: 'nodenet.io/v1alpha1', kind: 'Link', metadata: { name: `lost-${k.namespace}` }, spec: { interfaceName: 'vx-lost', vxlan: { vni: 77, underlay: `no-such-${k.namespace}`, peers: { mesh: {} } }, nodeSelector: { matchLabels: { 'overlay.test/on': k.namespace } } } };
   t.teardown(async () => {
@@ -207,6 +210,17 @@ t.test("a name clash and a missing underlay fail that Link on that node only, to
   }, 30_000);
   t.match(onB.get(`bridge-${k.namespace}`), { status: 'True' }, 'node b is not affected');
   t.match(onB.get(`lost-${k.namespace}`), { status: 'False', reason: 'UnderlayNotFound' });
+
+  const onC = await eventually(async () => {
+    const found = await conditionsOf(c);
+    if (found.get(`vxlan-${k.namespace}`)?.reason !== 'VniConflict') throw new Error(JSON.stringify([...found]));
+    return found;
+  }, 30_000);
+  t.match(onC.get(`vxlan-${k.namespace}`), { status: 'False', message: /vxcni \(not nodenet's\) already uses VNI 42 on UDP port 4789/ }, 'a VNI clash with the CNI\'s VXLAN is reported');
+  t.match(onC.get(`bridge-${k.namespace}`), { status: 'True' }, 'the rest of node c is ready');
+  const cni = (await ipLinks(c.ns)).find((l) => l.ifname === 'vxcni');
+  t.match(cni, { linkinfo: { info_data: { id: 42 } } }, "the CNI's VXLAN is untouched");
+  t.equal(cni?.ifalias, undefined);
 });
 
 t.test('a fourth node converges everywhere; a VNI change re-creates the VXLAN in its bridge; unselected and restarted nodes clean up', async (t) => {
@@ -270,4 +284,12 @@ t.test('a fourth node converges everywhere; a VNI change re-creates the VXLAN in
   }, 20_000);
   t.ok((await ipLinks(nodes[0]!.ns)).some((l) => l.ifname === 'br-ov'), 'the bridge, still wanted, is adopted');
   t.equal(await again.metric('nodenet_overlay_links', { ready: 'true' }), 2, 'uplink and bridge ready after the restart');
+
+  // The uninstall path: with the agent stopped, nodenet cleanup takes nodenet's links and leaves eth0.
+  await nodes[1]!.agent.stop('SIGTERM');
+  const cleanup = await runNodenet(['cleanup', '--netns', nodes[1]!.ns.path], { NODENET_LOCK_FILE: lockFileFor(t) });
+  t.equal(cleanup.code, 0, cleanup.stderr);
+  t.match(cleanup.stdout, /^links overlays:\n  removed bridge br-ov\n/m, 'cleanup names the bridge it removed');
+  t.same((await ipLinks(nodes[1]!.ns)).filter((l) => (l.ifalias ?? '').startsWith('nodenet:')), [], 'no nodenet link left');
+  t.ok((await ipLinks(nodes[1]!.ns)).some((l) => l.ifname === 'eth0'), 'eth0 untouched');
 });

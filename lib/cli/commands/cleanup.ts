@@ -4,14 +4,16 @@ import { removeNft } from '../../kernel/netfilter/migrate.js';
 import { acquireNodeLock, DEFAULT_NODE_LOCK, NodeLockBusyError } from '../../controller/node-lock.js';
 import { parseShapingConfig } from '../../controller/shaping/config.js';
 import { findOwnedQdiscs, removeOwnedQdisc } from '../../controller/shaping/owned.js';
+import { ALIAS_PREFIX } from '../../controller/overlays/kernel-sync.js';
+import { links } from '../../kernel/index.js';
 import { toJson } from '../output.js';
 
 export const cleanupHelp = `nodenet cleanup [--netns PATH] [--json]
   Removes everything nodenet owns, from both backends: its NODENET-* chains and the jumps into
   them in every legacy iptables table of both families, its own nftables tables (ip nodenet,
   ip6 nodenet), and its qdiscs (handle 6e6e:) on the node's links and in the pod namespaces under
-  SHAPING_NETNS_DIRS (default /var/run/netns) that are joined to the node. Nothing else is
-  touched and no table is created.
+  SHAPING_NETNS_DIRS (default /var/run/netns) that are joined to the node, and its overlay links
+  (alias nodenet:link/...). Nothing else is touched and no table is created.
   Refuses while an agent holds the node lock (NODENET_LOCK_FILE, default ${DEFAULT_NODE_LOCK}):
   the agent would put its rules back.`;
 
@@ -30,7 +32,7 @@ export async function cleanupCommand(options: { netns?: string; json: boolean })
   }
   try {
     const where = options.netns === undefined ? {} : { netns: options.netns };
-    const removed: Array<{ family: IpFamily | 'nftables' | 'qdiscs'; table: string; changes: string[] }> = [];
+    const removed: Array<{ family: IpFamily | 'nftables' | 'qdiscs' | 'links'; table: string; changes: string[] }> = [];
     for (const family of ['ipv4', 'ipv6'] as const) {
       const tables = await netfilter.tables({ ...where, family });
       const ordered = [...tables].sort((a, b) => rank(a) - rank(b));
@@ -47,6 +49,14 @@ export async function cleanupCommand(options: { netns?: string; json: boolean })
       if (await removeOwnedQdisc(q)) shaped.push(`removed ${q.kind} 6e6e: from ${q.device}${q.netns === undefined || q.netns === options.netns ? '' : ` in ${q.netns}`}`);
     }
     if (shaped.length) removed.push({ family: 'qdiscs', table: 'shaping', changes: shaped });
+    // VXLANs before the bridges they are enslaved to.
+    const overlay = (await links.list(where)).filter((l) => (l.alias ?? '').startsWith(ALIAS_PREFIX)).sort((a, b) => Number(b.kind === 'vxlan') - Number(a.kind === 'vxlan'));
+    const gone: string[] = [];
+    for (const l of overlay) {
+      await links.remove({ ...where, name: l.name });
+      gone.push(`removed ${l.kind ?? 'link'} ${l.name}`);
+    }
+    if (gone.length) removed.push({ family: 'links', table: 'overlays', changes: gone });
     if (options.json) return toJson(removed) + '\n';
     if (!removed.length) return 'nothing of nodenet\'s was left\n';
     return removed.map((r) => `${r.family} ${r.table}:\n${r.changes.map((c) => `  ${c}\n`).join('')}`).join('');
