@@ -293,3 +293,32 @@ t.test('a fourth node converges everywhere; a VNI change re-creates the VXLAN in
   t.same((await ipLinks(nodes[1]!.ns)).filter((l) => (l.ifalias ?? '').startsWith('nodenet:')), [], 'no nodenet link left');
   t.ok((await ipLinks(nodes[1]!.ns)).some((l) => l.ifname === 'eth0'), 'eth0 untouched');
 });
+
+t.test('learning off: each node points a per-MAC entry at the other\'s VXLAN device, and pods still talk', async (t) => {
+  const k = await kubeFixture(t, cluster);
+  const fab = await fabric(t);
+  const nodes = [await simNode(t, k, fab, 31), await simNode(t, k, fab, 32)];
+  await Promise.all(nodes.map((n) => n.agent.ready()));
+  const objects = linkObjects(k.namespace);
+  const vx = objects[2]! as { spec: { vxlan: Record<string, unknown> } };
+  vx.spec.vxlan = { ...vx.spec.vxlan, learning: false };
+  t.teardown(async () => {
+    for (const o of objects) await custom.deleteClusterCustomObject({ ...GROUP, plural: 'links', name: o.metadata.name }).catch(() => undefined);
+  });
+  for (const o of objects) await custom.createClusterCustomObject({ ...GROUP, plural: 'links', body: o });
+
+  const macOf = async (n: SimNode) => (JSON.parse(await n.ns.exec('ip', ['-j', 'link', 'show', 'vx-ov'])) as Array<{ address: string }>)[0]!.address;
+  for (const [self, other] of [[nodes[0]!, nodes[1]!], [nodes[1]!, nodes[0]!]] as const) {
+    await eventually(async () => {
+      const entries = JSON.parse(await self.ns.exec('bridge', ['-j', 'fdb', 'show', 'dev', 'vx-ov'])) as Array<{ mac: string; dst?: string; state?: string }>;
+      const otherMac = await macOf(other);
+      if (!entries.some((e) => e.mac === otherMac && e.dst === other.ip && e.state === 'permanent')) throw new Error(`${self.name}: no entry for ${otherMac} via ${other.ip}: ${JSON.stringify(entries)}`);
+      if (!entries.some((e) => e.mac === '00:00:00:00:00:00' && e.dst === other.ip)) throw new Error(`${self.name}: no all-zero entry`);
+    }, 30_000);
+  }
+  t.pass("each node's FDB names the other's VXLAN MAC (derived, never read from the other node) via its InternalIP");
+  const info = JSON.parse(await nodes[0]!.ns.exec('ip', ['-d', '-j', 'link', 'show', 'vx-ov'])) as Array<{ linkinfo: { info_data: { learning?: boolean } } }>;
+  t.equal(info[0]!.linkinfo.info_data.learning, false, 'learning is off');
+  for (const n of nodes) await attachPod(t, n);
+  t.ok(await ping(nodes[0]!.pod!, nodes[1]!.podIP), 'pods reach each other (unknown unicast goes to the all-zero entries)');
+});

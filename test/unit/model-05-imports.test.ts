@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import t from 'tap';
 
 const dir = join(import.meta.dirname, '../../lib/model');
-// Sub-models (shaping/) are held to the same rules, one directory further down.
+// Sub-models (shaping/, overlays/) are held to the same rules, one directory further down.
 const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
-const SUBDIRS = ['shaping'];
+const SUBDIRS = ['shaping', 'overlays'];
 
 t.test('every import of every lib/model file', async (t) => {
   t.ok(files.length >= 8, `found ${files.join(', ')}`);

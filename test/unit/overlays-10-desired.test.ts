@@ -3,7 +3,7 @@
 // that fails only that Link (and what depends on it) on that node.
 import t from 'tap';
 
-import { desiredOverlay, selects, type NodeInput, type OverlayInput } from '../../lib/model/overlays/desired.js';
+import { desiredOverlay, selects, vxlanMac, type NodeInput, type OverlayInput } from '../../lib/model/overlays/desired.js';
 import type { LinkResource, LinkSpec } from '../../lib/model/overlays/types.js';
 
 const link = (name: string, spec: LinkSpec, generation = 1): LinkResource => ({ apiVersion: 'nodenet.io/v1alpha1', kind: 'Link', metadata: { name, generation }, spec });
@@ -46,6 +46,8 @@ t.test('a bridge and a VXLAN mesh over eth0', async (t) => {
     tos: null,
     group: null,
     meshPeers: ['192.168.77.2', '192.168.77.3'],
+    address: vxlanMac('n1', 42),
+    meshMacs: [],
   }, 'defaults: port 4789, learning on; the mesh: every other selected node, not the unselected one');
   t.equal(vx.mtu, 1450, 'MTU: the underlay 1500 − 50');
   t.ok(plan.verdicts.every((v) => v.ok), 'every Link ready');
@@ -68,6 +70,18 @@ t.test('IPv6: the family decides the local address, the peers and the overhead',
   t.equal(vx.vxlan!.local, 'fd00::1');
   t.same(vx.vxlan!.meshPeers, ['fd00::2'], 'only nodes with an IPv6 InternalIP');
   t.equal(vx.mtu, 1430, '1500 − 70');
+});
+
+t.test('learning off: a per-MAC entry for each peer\'s VXLAN device, whose MAC every node can derive', async (t) => {
+  const quiet = link('ov-vxlan', { ...vxlan.spec, vxlan: { ...vxlan.spec.vxlan!, learning: false } });
+  const plans = nodes.slice(0, 3).map((n) => desiredOverlay(input({ node: n, links: [quiet, bridge, underlay] })).links.find((l) => l.kind === 'vxlan')!.vxlan!);
+  t.same(plans[0]!.meshMacs, [
+    { mac: plans[1]!.address, dst: '192.168.77.2' },
+    { mac: plans[2]!.address, dst: '192.168.77.3' },
+  ], "node 1 points at nodes 2 and 3's own device MACs");
+  t.equal(new Set(plans.map((p) => p.address)).size, 3, 'one MAC per node');
+  for (const p of plans) t.match(p.address, /^02:[0-9a-f]{2}(:[0-9a-f]{2}){4}$/, `${p.address}: locally administered, unicast`);
+  t.not(vxlanMac('n1', 42), vxlanMac('n1', 43), 'and per VNI');
 });
 
 t.test('remote peers and explicit settings', async (t) => {

@@ -53,6 +53,7 @@ function vxlanDrift(have: Link, d: DesiredLink, indexOf: (name: string) => numbe
   if ((v.group ?? null) !== w.group) diffs.push(`remote ${v.group} → ${w.group}`);
   if ((v.underlayIndex ?? null) !== (indexOf(w.underlay) ?? null)) diffs.push(`underlay → ${w.underlay}`);
   if (v.learning !== w.learning) diffs.push(`learning ${v.learning} → ${w.learning}`);
+  if (have.address !== w.address) diffs.push(`MAC ${have.address} → ${w.address}`);
   if (w.ttl !== null && v.ttl !== w.ttl) diffs.push(`ttl ${v.ttl} → ${w.ttl}`);
   if (w.tos !== null && v.tos !== w.tos) diffs.push(`tos ${v.tos} → ${w.tos}`);
   const range = v.sourcePortRange;
@@ -142,6 +143,7 @@ export async function syncOverlay(plan: OverlayPlan, at: { netns?: string }): Pr
                   ...(d.vxlan!.tos !== null ? { tos: d.vxlan!.tos } : {}),
                 },
           ...(d.mtu !== null ? { mtu: d.mtu } : {}),
+          ...(d.kind === 'vxlan' ? { address: d.vxlan!.address } : {}),
           alias: aliasOf(d.link),
           master: d.master,
           up: true,
@@ -186,7 +188,11 @@ export async function syncOverlay(plan: OverlayPlan, at: { netns?: string }): Pr
   return { outcomes, changes };
 }
 
-/** The VXLAN's all-zero FDB entries become exactly the mesh's peers (none for a `remote` VXLAN). */
+/**
+ * The VXLAN's all-zero FDB entries become exactly the mesh's peers (none for a `remote` VXLAN), and
+ * its permanent per-MAC entries exactly the peers' device MACs when learning is off (none with
+ * learning on: the kernel learns, and nothing permanent of nodenet's should override it).
+ */
 async function syncMesh(d: DesiredLink, at: { netns?: string }): Promise<string[]> {
   const changes: string[] = [];
   const entries = await fdb.list({ ...at, device: d.interfaceName });
@@ -203,6 +209,20 @@ async function syncMesh(d: DesiredLink, at: { netns?: string }): Promise<string[
     if (want.has(dst)) continue;
     await fdb.remove({ ...at, device: d.interfaceName, mac: ALL_ZERO_MAC, dst });
     changes.push(`${d.interfaceName}: mesh peer ${dst} removed`);
+  }
+
+  const key = (mac: string, dst: string) => `${mac}>${dst}`;
+  const macs = new Map(entries.filter((e) => e.mac !== ALL_ZERO_MAC && e.dst !== null && e.permanent && e.self).map((e) => [key(e.mac, e.dst!), e]));
+  const wantMacs = new Map(d.vxlan!.meshMacs.map((m) => [key(m.mac, m.dst), m]));
+  for (const [k, m] of wantMacs) {
+    if (macs.has(k)) continue;
+    await fdb.add({ ...at, device: d.interfaceName, mac: m.mac, dst: m.dst });
+    changes.push(`${d.interfaceName}: ${m.mac} via ${m.dst} added`);
+  }
+  for (const [k, e] of macs) {
+    if (wantMacs.has(k)) continue;
+    await fdb.remove({ ...at, device: d.interfaceName, mac: e.mac, dst: e.dst! });
+    changes.push(`${d.interfaceName}: ${e.mac} via ${e.dst} removed`);
   }
   return changes;
 }

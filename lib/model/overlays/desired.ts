@@ -11,7 +11,9 @@
 // - Two Links applied to one node may not claim one interface name.
 // - VXLAN local address: spec.vxlan.local, else the node's InternalIP of the peers' family.
 // - VXLAN peers: `remote` is one address (unicast, or a multicast group); `mesh` is an all-zero FDB
-//   entry to the InternalIP (same family) of every other node the same Link applies to.
+//   entry to the InternalIP (same family) of every other node the same Link applies to, and, with
+//   learning off, an entry for each peer's VXLAN device MAC (derived from its node name and VNI, so
+//   no agent needs to read another's state).
 // - VXLAN MTU: spec.mtu, else the underlay's MTU − 50 (IPv4) or − 70 (IPv6); a bridge whose MTU
 //   is set above one of its VXLAN ports' is warned about (its frames would not fit the tunnel).
 // - Order: bridges before the VXLANs that are enslaved to them or run over them; removal in
@@ -54,6 +56,13 @@ export interface DesiredVxlan {
   group: string | null;
   /** The mesh's all-zero FDB destinations, sorted; empty for `remote`. */
   meshPeers: string[];
+  /** This node's VXLAN device MAC: derived from the node and VNI, so every peer can know it. */
+  address: string;
+  /**
+   * With learning off, the per-MAC entries of a mesh: each peer's VXLAN device MAC to that peer
+   * (sorted by dst). Empty with learning on (the kernel learns) and for `remote`.
+   */
+  meshMacs: Array<{ mac: string; dst: string }>;
 }
 
 export interface DesiredLink {
@@ -124,6 +133,24 @@ export function selects(selector: LabelSelector | undefined, labels: Readonly<Re
     }
   }
   return true;
+}
+
+/**
+ * The MAC nodenet gives a node's VXLAN device for a VNI: locally administered, unicast, and a
+ * function of the node name and VNI alone, so that with learning off every other node can point
+ * an FDB entry at it without asking. FNV-1a over the name and VNI, spread over five bytes.
+ */
+export function vxlanMac(nodeName: string, vni: number): string {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
+  const text = `${nodeName}/${vni}`;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193) >>> 0;
+    h2 = Math.imul(h2 ^ c, 0x811c9dc5) >>> 0;
+  }
+  const bytes = [0x02, h1 >>> 24, (h1 >>> 16) & 0xff, (h1 >>> 8) & 0xff, h1 & 0xff, h2 & 0xff];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
 /** The address family of an IP literal. */
@@ -227,13 +254,17 @@ export function desiredOverlay(input: OverlayInput): OverlayPlan {
       fail(l, 'AddressFamilyMismatch', `remote ${v.peers.remote.address} and local ${local} are of different families`);
       continue;
     }
-    const meshPeers = v.peers.mesh
+    const peerNodes = v.peers.mesh
       ? input.nodes
           .filter((n) => n.name !== input.node.name && selects(l.spec.nodeSelector, n.labels))
-          .flatMap((n) => n.internalIPs.find((ip) => familyOf(ip) === familyOf(local)) ?? [])
-          .filter((ip, i, all) => ip !== local && all.indexOf(ip) === i)
-          .sort()
+          .flatMap((n) => {
+            const ip = n.internalIPs.find((a) => familyOf(a) === familyOf(local));
+            return ip === undefined || ip === local ? [] : [{ name: n.name, ip }];
+          })
       : [];
+    const meshPeers = [...new Set(peerNodes.map((p) => p.ip))].sort();
+    const learning = v.learning ?? true;
+    const meshMacs = learning ? [] : peerNodes.map((p) => ({ mac: vxlanMac(p.name, v.vni), dst: p.ip })).sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : a.mac < b.mac ? -1 : 1));
     const underlayName = under.spec.interfaceName;
     const underMtu = under.spec.mtu ?? input.facts.mtus[underlayName];
     let mtu = l.spec.mtu ?? null;
@@ -257,11 +288,13 @@ export function desiredOverlay(input: OverlayInput): OverlayPlan {
         sourcePortRange: v.sourcePortRange ? { min: v.sourcePortRange.min, max: v.sourcePortRange.max } : null,
         local,
         underlay: underlayName,
-        learning: v.learning ?? true,
+        learning,
         ttl: v.ttl ?? null,
         tos: v.tos ?? null,
         group: v.peers.remote?.address ?? null,
         meshPeers,
+        address: vxlanMac(input.node.name, v.vni),
+        meshMacs,
       },
       order: 1,
     };
