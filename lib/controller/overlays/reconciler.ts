@@ -46,6 +46,8 @@ export function nodeInput(node: V1Node): NodeInput {
 }
 
 export class OverlayReconciler {
+  private lastSaid = new Map<string, string>();
+
   constructor(private readonly o: OverlayReconcilerOptions) {}
 
   async reconcile(): Promise<void> {
@@ -82,7 +84,14 @@ export class OverlayReconciler {
         observedGeneration: v.generation,
       };
     });
-    for (const c of conditions) if (!c.ok) log.warn({ link: c.link, reason: c.reason }, `Link ${c.link} is not ready on this node: ${c.message}`);
+    const said = new Map<string, string>();
+    for (const c of conditions) {
+      const text = c.ok ? c.message : `not ready (${c.reason}): ${c.message}`;
+      said.set(c.link, text);
+      // Once per change, not every resync: the status object holds it meanwhile.
+      if (text && this.lastSaid.get(c.link) !== text) log.warn({ link: c.link, reason: c.reason }, `Link ${c.link} on this node: ${text}`);
+    }
+    this.lastSaid = said;
     this.o.overlayMetrics.links.set({ ready: 'true' }, conditions.filter((c) => c.ok).length);
     this.o.overlayMetrics.links.set({ ready: 'false' }, conditions.filter((c) => !c.ok).length);
     if (await this.o.status.write(conditions, self)) this.o.overlayMetrics.statusWrites.inc();
