@@ -52,13 +52,10 @@ interface Placement {
   plan: ShapingPlan | null;
 }
 
-/** Where a pod is; its podNetnsId (the pod namespace's id in the node's) keys the garbage collection. */
-type Located = ShapingTargets;
-
 interface PodState {
   uid: string;
   previous: PreviousShaping | null;
-  targets: Located | null;
+  targets: ShapingTargets | null;
   placed: Record<Direction, Placement | null>;
   /** The CNI bandwidth plugin shaped this pod; nodenet leaves its bandwidth annotations to it. */
   deferred: boolean;
@@ -222,7 +219,7 @@ export class ShapingReconciler {
     }
 
     const podIP = pod.status?.podIP ?? null;
-    let targets: Located | null = null;
+    let targets: ShapingTargets | null = null;
     if (wants || keeps) {
       const located = await this.targetsOf(state, podIP, desired.interface);
       if (typeof located === 'string') {
@@ -324,7 +321,7 @@ export class ShapingReconciler {
     return d === 'egress' ? `${target.device} in the pod` : `${target.device} on the node`;
   }
 
-  private locationOf(d: Direction, t: Located): Omit<Placement, 'distribution' | 'plan'> | null {
+  private locationOf(d: Direction, t: ShapingTargets): Omit<Placement, 'distribution' | 'plan'> | null {
     if (d === 'egress') {
       return { target: { netns: t.netnsPath, device: t.podDevice.name }, ifindex: t.podDevice.index, space: t.podNetnsId === null ? `path:${t.netnsPath}` : `nsid:${t.podNetnsId}` };
     }
@@ -332,12 +329,12 @@ export class ShapingReconciler {
     return { target: { ...(this.o.netns === undefined ? {} : { netns: this.o.netns }), device: t.hostDevice.name }, ifindex: t.hostDevice.index, space: 'node' };
   }
 
-  private sameLocation(p: Placement, d: Direction, t: Located | null): boolean {
+  private sameLocation(p: Placement, d: Direction, t: ShapingTargets | null): boolean {
     const now = t ? this.locationOf(d, t) : null;
     return now !== null && now.space === p.space && now.ifindex === p.ifindex && now.target.device === p.target.device && now.target.netns === p.target.netns;
   }
 
-  private async targetsOf(state: PodState, podIP: string | null, interfaceName: string): Promise<Located | string> {
+  private async targetsOf(state: PodState, podIP: string | null, interfaceName: string): Promise<ShapingTargets | string> {
     const options = this.resolveOptions();
     if (state.targets && state.targets.podDevice.name === interfaceName && (await stillValid(state.targets, options))) return state.targets;
     const found = await resolveShapingTargets({ ip: podIP, uid: state.uid }, interfaceName, options);
@@ -359,7 +356,7 @@ export class ShapingReconciler {
    * (egress). Shaping the same cap twice would halve nothing and confuse everyone, so nodenet
    * leaves the cap to it and says so; netem, which the plugin does not do, still applies.
    */
-  private async deferToCni(object: EventObject, d: Direction, plan: ShapingPlan, t: Located, state: PodState): Promise<ShapingPlan | null> {
+  private async deferToCni(object: EventObject, d: Direction, plan: ShapingPlan, t: ShapingTargets, state: PodState): Promise<ShapingPlan | null> {
     const tbf = plan.root.kind === 'tbf' ? plan.root : plan.child;
     if (!tbf) return plan;
     const at = this.o.netns === undefined ? {} : { netns: this.o.netns };
