@@ -46,21 +46,6 @@ class ListFdbJob : public Job {
   std::vector<FdbEntry> entries_;
 };
 
-class ChangeFdbJob : public Job {
- public:
-  using Change = void (*)(const FdbRequest&);
-  ChangeFdbJob(Napi::Env env, const char* op, std::string netns, Change change, FdbRequest request)
-      : Job(env, op, std::move(netns)), change_(change), request_(std::move(request)) {}
-
- protected:
-  void Execute() override { change_(request_); }
-  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
-
- private:
-  Change change_;
-  FdbRequest request_;
-};
-
 // (device: string, mac: Buffer of 6, dst?: string) at the start of both changes.
 FdbRequest ReadRequest(const Napi::CallbackInfo& info, const char* fn) {
   FdbRequest r;
@@ -88,7 +73,7 @@ Napi::Value AddFdbBinding(const Napi::CallbackInfo& info) {
   if (info.Length() < 4 || !info[3].IsBoolean()) throw Napi::TypeError::New(env, "addFdb: append must be a boolean");
   request.append = info[3].As<Napi::Boolean>().Value();
   std::string netns = NetnsArgument(info, 4, "addFdb");
-  return PoolOf(env).Submit(env, std::make_unique<ChangeFdbJob>(env, "fdb.add", netns, AddFdb, std::move(request)));
+  return PoolOf(env).Submit(env, std::make_unique<RequestJob<FdbRequest>>(env, "fdb.add", netns, AddFdb, std::move(request)));
 }
 
 // removeFdb(device: string, mac: Buffer, dst: string | undefined, netns?: string): Promise<void>
@@ -96,7 +81,7 @@ Napi::Value RemoveFdbBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   FdbRequest request = ReadRequest(info, "removeFdb");
   std::string netns = NetnsArgument(info, 3, "removeFdb");
-  return PoolOf(env).Submit(env, std::make_unique<ChangeFdbJob>(env, "fdb.remove", netns, RemoveFdb, std::move(request)));
+  return PoolOf(env).Submit(env, std::make_unique<RequestJob<FdbRequest>>(env, "fdb.remove", netns, RemoveFdb, std::move(request)));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "../kernel/error.h"
 
@@ -36,6 +37,25 @@ class Job {
   std::string op_;
   std::string netns_;
   std::unique_ptr<KernelError> error_;
+};
+
+// A kernel change that answers with nothing: one call of `call(request)` on the pool thread, and the
+// promise resolves with undefined. The request is held by value because the JS thread's arguments
+// are gone by the time the pool thread runs.
+template <typename Request>
+class RequestJob final : public Job {
+ public:
+  using Call = void (*)(const Request&);
+  RequestJob(Napi::Env env, std::string op, std::string netns, Call call, Request request)
+      : Job(env, std::move(op), std::move(netns)), call_(call), request_(std::move(request)) {}
+
+ protected:
+  void Execute() override { call_(request_); }
+  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  Call call_;
+  Request request_;
 };
 
 }  // namespace nodenet

@@ -101,34 +101,6 @@ LinkRequest ReadRequest(const Napi::CallbackInfo& info, const char* fn) {
   return r;
 }
 
-class LinkRequestJob : public Job {
- public:
-  using Change = void (*)(const LinkRequest&);
-  LinkRequestJob(Napi::Env env, const char* op, std::string netns, Change change, LinkRequest request)
-      : Job(env, op, std::move(netns)), change_(change), request_(std::move(request)) {}
-
- protected:
-  void Execute() override { change_(request_); }
-  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
-
- private:
-  Change change_;
-  LinkRequest request_;
-};
-
-class RemoveLinkJob : public Job {
- public:
-  RemoveLinkJob(Napi::Env env, std::string netns, std::string name)
-      : Job(env, "links.remove", std::move(netns)), name_(std::move(name)) {}
-
- protected:
-  void Execute() override { RemoveLink(name_); }
-  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
-
- private:
-  std::string name_;
-};
-
 Napi::Value OptionalBoolean(Napi::Env env, const std::optional<bool>& v) {
   return v ? Napi::Boolean::New(env, *v) : env.Null();
 }
@@ -184,7 +156,7 @@ Napi::Value CreateLinkBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   LinkRequest request = ReadRequest(info, "createLink");
   std::string netns = NetnsArgument(info, 1, "createLink");
-  return PoolOf(env).Submit(env, std::make_unique<LinkRequestJob>(env, "links.create", netns, CreateLink, std::move(request)));
+  return PoolOf(env).Submit(env, std::make_unique<RequestJob<LinkRequest>>(env, "links.create", netns, CreateLink, std::move(request)));
 }
 
 // updateLink(request: RawLinkRequest, netns?: string): Promise<void>
@@ -192,7 +164,7 @@ Napi::Value UpdateLinkBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   LinkRequest request = ReadRequest(info, "updateLink");
   std::string netns = NetnsArgument(info, 1, "updateLink");
-  return PoolOf(env).Submit(env, std::make_unique<LinkRequestJob>(env, "links.update", netns, UpdateLink, std::move(request)));
+  return PoolOf(env).Submit(env, std::make_unique<RequestJob<LinkRequest>>(env, "links.update", netns, UpdateLink, std::move(request)));
 }
 
 // removeLink(name: string, netns?: string): Promise<void>
@@ -200,7 +172,7 @@ Napi::Value RemoveLinkBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = StringArgument(info, 0, "removeLink", "name");
   std::string netns = NetnsArgument(info, 1, "removeLink");
-  return PoolOf(env).Submit(env, std::make_unique<RemoveLinkJob>(env, netns, name));
+  return PoolOf(env).Submit(env, std::make_unique<RequestJob<std::string>>(env, "links.remove", netns, RemoveLink, std::move(name)));
 }
 
 // listLinkDetails(netns?: string): Promise<RawLinkDetails[]>

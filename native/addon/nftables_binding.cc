@@ -266,19 +266,6 @@ class NftDumpJob : public Job {
   NftDump dump_;
 };
 
-class NftCommitJob : public Job {
- public:
-  NftCommitJob(Napi::Env env, std::string netns, NftCommitRequest request)
-      : Job(env, "nft.commit", std::move(netns)), request_(std::move(request)) {}
-
- protected:
-  void Execute() override { CommitNftables(request_); }
-  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
-
- private:
-  NftCommitRequest request_;
-};
-
 // nftDump({family?, table?, rules?}, netns?): Promise<RawNftDump>
 Napi::Value NftDumpBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -310,7 +297,7 @@ Napi::Value NftCommitBinding(const Napi::CallbackInfo& info) {
   Napi::Array list = ops.As<Napi::Array>();
   for (uint32_t i = 0; i < list.Length(); ++i) request.ops.push_back(OpOf(list.Get(i), fn, "request.ops[" + std::to_string(i) + "]"));
   std::string netns = NetnsArgument(info, 1, "nftCommit");
-  return PoolOf(env).Submit(env, std::make_unique<NftCommitJob>(env, netns, std::move(request)));
+  return PoolOf(env).Submit(env, std::make_unique<RequestJob<NftCommitRequest>>(env, "nft.commit", netns, CommitNftables, std::move(request)));
 }
 
 }  // namespace

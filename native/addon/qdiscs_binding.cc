@@ -51,19 +51,6 @@ class ListQdiscsJob : public Job {
   std::vector<QdiscInfo> qdiscs_;
 };
 
-class ChangeQdiscJob : public Job {
- public:
-  ChangeQdiscJob(Napi::Env env, std::string netns, QdiscRequest request)
-      : Job(env, "qdiscs.change", std::move(netns)), request_(std::move(request)) {}
-
- protected:
-  void Execute() override { ChangeQdisc(request_); }
-  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
-
- private:
-  QdiscRequest request_;
-};
-
 uint32_t Uint32Property(Napi::Object o, const char* key, const char* fn) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(fn) + ": " + key + " must be a number");
@@ -107,7 +94,7 @@ Napi::Value ChangeQdiscBinding(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "changeQdisc: options must be a Buffer");
   }
   std::string netns = NetnsArgument(info, 1, "changeQdisc");
-  return PoolOf(env).Submit(env, std::make_unique<ChangeQdiscJob>(env, netns, std::move(request)));
+  return PoolOf(env).Submit(env, std::make_unique<RequestJob<QdiscRequest>>(env, "qdiscs.change", netns, ChangeQdisc, std::move(request)));
 }
 
 }  // namespace

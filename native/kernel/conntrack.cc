@@ -18,10 +18,6 @@ namespace nodenet {
 
 namespace {
 
-struct MsgFree {
-  void operator()(nl_msg* msg) const { nlmsg_free(msg); }
-};
-
 struct Match {
   std::vector<uint8_t> tuple;  // the CTA_TUPLE_ORIG attribute, header included, as the kernel sent it
   std::vector<uint8_t> zone;   // the CTA_ZONE attribute, if any
@@ -93,7 +89,7 @@ size_t DeleteConntrack(const ConntrackFilter& f) {
   DumpState state{&f, &matches};
   {
     // A dump streams every entry through the callback; only the matches are kept.
-    std::unique_ptr<nl_msg, MsgFree> dump(CtMessage(IPCTNL_MSG_CT_GET, NLM_F_DUMP, f.family));
+    NlMessage dump(CtMessage(IPCTNL_MSG_CT_GET, NLM_F_DUMP, f.family));
     if (!dump) throw KernelError(ENOMEM, object, "cannot allocate a netlink message");
     int rc = nl_send_auto(sock.get(), dump.get());
     if (rc < 0) sock.Fail(rc);
@@ -104,7 +100,7 @@ size_t DeleteConntrack(const ConntrackFilter& f) {
   nl_socket_modify_cb(sock.get(), NL_CB_VALID, NL_CB_DEFAULT, nullptr, nullptr);
   size_t deleted = 0;
   for (const Match& m : matches) {
-    std::unique_ptr<nl_msg, MsgFree> del(CtMessage(IPCTNL_MSG_CT_DELETE, 0, f.family));
+    NlMessage del(CtMessage(IPCTNL_MSG_CT_DELETE, 0, f.family));
     if (!del) throw KernelError(ENOMEM, object, "cannot allocate a netlink message");
     void* tail = nlmsg_reserve(del.get(), m.tuple.size() + m.zone.size(), NLA_ALIGNTO);
     if (tail == nullptr) throw KernelError(EMSGSIZE, object, "conntrack tuple does not fit in a message");

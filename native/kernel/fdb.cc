@@ -8,31 +8,17 @@
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 
-#include <cstdio>
 #include <map>
 #include <memory>
 
 #include "error.h"
+#include "mac.h"
 #include "netlink.h"
 #include "qdiscs.h"
 
 namespace nodenet {
 
 namespace {
-
-struct MsgFree {
-  void operator()(nl_msg* msg) const { nlmsg_free(msg); }
-};
-
-std::string MacText(const uint8_t* bytes, size_t len) {
-  std::string out;
-  char octet[4];
-  for (size_t i = 0; i < len; ++i) {
-    std::snprintf(octet, sizeof octet, i == 0 ? "%02x" : ":%02x", bytes[i]);
-    out += octet;
-  }
-  return out;
-}
 
 std::string RequestObject(const FdbRequest& r) {
   std::string what = "fdb " + MacText(r.mac, sizeof r.mac);
@@ -102,7 +88,7 @@ void ChangeFdb(int type, int flags, const FdbRequest& r) {
     else throw KernelError(EINVAL, object, "dst " + r.dst + " is not an IPv4 or IPv6 address");
   }
   NlRouteSocket sock(object);
-  std::unique_ptr<nl_msg, MsgFree> msg(nlmsg_alloc_simple(type, flags));
+  NlMessage msg(nlmsg_alloc_simple(type, flags));
   if (!msg) throw KernelError(ENOMEM, object, "cannot allocate a netlink message");
   ndmsg ndm{};
   ndm.ndm_family = AF_BRIDGE;
@@ -115,10 +101,7 @@ void ChangeFdb(int type, int flags, const FdbRequest& r) {
       (dst_len != 0 && nla_put(msg.get(), NDA_DST, dst_len, dst) < 0)) {
     throw KernelError(EMSGSIZE, object, "the request does not fit in a netlink message");
   }
-  int rc = nl_send_auto(sock.get(), msg.get());
-  if (rc < 0) sock.Fail(rc);
-  rc = nl_wait_for_ack(sock.get());
-  if (rc < 0) sock.Fail(rc);
+  sock.SendAndWait(msg.get());
 }
 
 }  // namespace
@@ -131,11 +114,7 @@ std::vector<FdbEntry> ListFdb(const std::string& device) {
   // Exactly an ndmsg: a longer request is read as the legacy ifinfomsg form of an FDB dump.
   ndmsg ndm{};
   ndm.ndm_family = AF_BRIDGE;
-  int rc = nl_send_simple(sock.get(), RTM_GETNEIGH, NLM_F_DUMP, &ndm, sizeof ndm);
-  if (rc < 0) sock.Fail(rc);
-  nl_socket_modify_cb(sock.get(), NL_CB_VALID, NL_CB_CUSTOM, OnNeighbour, &state);
-  rc = nl_recvmsgs_default(sock.get());
-  if (rc < 0) sock.Fail(rc);
+  sock.Dump(RTM_GETNEIGH, &ndm, sizeof ndm, OnNeighbour, &state);
   IndexNames names;
   for (FdbEntry& e : out) {
     e.device = names(e.ifindex);

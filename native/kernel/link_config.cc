@@ -18,11 +18,6 @@ namespace nodenet {
 
 namespace {
 
-struct MsgFree {
-  void operator()(nl_msg* msg) const { nlmsg_free(msg); }
-};
-using Message = std::unique_ptr<nl_msg, MsgFree>;
-
 struct Address {
   int family = 0;
   unsigned char bytes[16] = {};
@@ -53,8 +48,8 @@ std::string AddressText(int family, const nlattr* attr) {
 
 // An rtnetlink link message addressed by name: ifi_index stays 0, so IFLA_IFNAME selects the link
 // (and names a new one) instead of renaming it.
-Message LinkMessage(int type, int flags, const std::string& name, const std::optional<bool>& up, const std::string& object) {
-  Message msg(nlmsg_alloc_simple(type, flags));
+NlMessage LinkMessage(int type, int flags, const std::string& name, const std::optional<bool>& up, const std::string& object) {
+  NlMessage msg(nlmsg_alloc_simple(type, flags));
   if (!msg) throw KernelError(ENOMEM, object, "cannot allocate a netlink message");
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
@@ -126,14 +121,6 @@ void PutAlias(nl_msg* msg, const std::string& alias, const std::string& object) 
   if (nla_put(msg, IFLA_IFALIAS, static_cast<int>(alias.size()), alias.data()) < 0) TooBig(object);
 }
 
-void SendAndWait(NlSocket& sock, nl_msg* msg) {
-  sock.ResetError();
-  int rc = nl_send_auto(sock.get(), msg);
-  if (rc < 0) sock.Fail(rc);
-  rc = nl_wait_for_ack(sock.get());
-  if (rc < 0) sock.Fail(rc);
-}
-
 uint8_t U8(nlattr* const* tb, int type) { return tb[type] && nla_len(tb[type]) >= 1 ? nla_get_u8(tb[type]) : 0; }
 uint32_t U32(nlattr* const* tb, int type) { return tb[type] && nla_len(tb[type]) >= 4 ? nla_get_u32(tb[type]) : 0; }
 uint16_t Be16(nlattr* const* tb, int type) { return tb[type] && nla_len(tb[type]) >= 2 ? ntohs(nla_get_u16(tb[type])) : 0; }
@@ -200,17 +187,17 @@ int OnLink(nl_msg* msg, void* arg) {
 void CreateLink(const LinkRequest& request) {
   const std::string object = "link " + request.name + " (" + request.kind + ")";
   NlRouteSocket sock(object);
-  Message create = LinkMessage(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, request.name, request.up, object);
+  NlMessage create = LinkMessage(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, request.name, request.up, object);
   PutLinkAttributes(create.get(), request, object);
-  SendAndWait(sock, create.get());
+  sock.SendAndWait(create.get());
   if (!request.alias || request.alias->empty()) return;
   try {
-    Message alias = LinkMessage(RTM_NEWLINK, 0, request.name, std::nullopt, object);
+    NlMessage alias = LinkMessage(RTM_NEWLINK, 0, request.name, std::nullopt, object);
     PutAlias(alias.get(), *request.alias, object);
-    SendAndWait(sock, alias.get());
+    sock.SendAndWait(alias.get());
   } catch (const KernelError&) {
     // A link without the alias that marks it as nodenet's would be left behind unowned.
-    Message remove = LinkMessage(RTM_DELLINK, 0, request.name, std::nullopt, object);
+    NlMessage remove = LinkMessage(RTM_DELLINK, 0, request.name, std::nullopt, object);
     sock.ResetError();
     if (nl_send_auto(sock.get(), remove.get()) >= 0) nl_wait_for_ack(sock.get());
     throw;
@@ -220,17 +207,17 @@ void CreateLink(const LinkRequest& request) {
 void UpdateLink(const LinkRequest& request) {
   const std::string object = "link " + request.name;
   NlRouteSocket sock(object);
-  Message msg = LinkMessage(RTM_NEWLINK, 0, request.name, request.up, object);
+  NlMessage msg = LinkMessage(RTM_NEWLINK, 0, request.name, request.up, object);
   PutLinkAttributes(msg.get(), request, object);
   if (request.alias) PutAlias(msg.get(), *request.alias, object);
-  SendAndWait(sock, msg.get());
+  sock.SendAndWait(msg.get());
 }
 
 void RemoveLink(const std::string& name) {
   const std::string object = "link " + name;
   NlRouteSocket sock(object);
-  Message msg = LinkMessage(RTM_DELLINK, 0, name, std::nullopt, object);
-  SendAndWait(sock, msg.get());
+  NlMessage msg = LinkMessage(RTM_DELLINK, 0, name, std::nullopt, object);
+  sock.SendAndWait(msg.get());
 }
 
 std::vector<LinkDetails> ListLinkDetails() {
@@ -238,11 +225,7 @@ std::vector<LinkDetails> ListLinkDetails() {
   std::vector<LinkDetails> out;
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
-  int rc = nl_send_simple(sock.get(), RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof ifi);
-  if (rc < 0) sock.Fail(rc);
-  nl_socket_modify_cb(sock.get(), NL_CB_VALID, NL_CB_CUSTOM, OnLink, &out);
-  rc = nl_recvmsgs_default(sock.get());
-  if (rc < 0) sock.Fail(rc);
+  sock.Dump(RTM_GETLINK, &ifi, sizeof ifi, OnLink, &out);
   return out;
 }
 

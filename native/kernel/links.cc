@@ -5,10 +5,10 @@
 #include <netlink/route/link.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <memory>
 
 #include "error.h"
+#include "mac.h"
 #include "netlink.h"
 
 namespace nodenet {
@@ -21,15 +21,7 @@ struct CacheFree {
 
 std::string FormatLinkAddress(nl_addr* addr) {
   if (addr == nullptr) return {};
-  const auto* bytes = static_cast<const unsigned char*>(nl_addr_get_binary_addr(addr));
-  unsigned len = nl_addr_get_len(addr);
-  std::string out;
-  char octet[4];
-  for (unsigned i = 0; i < len; ++i) {
-    std::snprintf(octet, sizeof octet, i == 0 ? "%02x" : ":%02x", bytes[i]);
-    out += octet;
-  }
-  return out;
+  return MacText(static_cast<const uint8_t*>(nl_addr_get_binary_addr(addr)), nl_addr_get_len(addr));
 }
 
 }  // namespace

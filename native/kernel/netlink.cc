@@ -25,6 +25,8 @@ int CaptureKernelError(sockaddr_nl*, nlmsgerr* nlerr, void* arg) {
 
 }  // namespace
 
+void NlMsgFree::operator()(nl_msg* msg) const { nlmsg_free(msg); }
+
 NlRouteSocket::NlRouteSocket(std::string object) : NlSocket(NETLINK_ROUTE, std::move(object)) {}
 
 NlSocket::NlSocket(int protocol, std::string object) : object_(std::move(object)) {
@@ -48,6 +50,24 @@ NlSocket::~NlSocket() {
 }
 
 void NlSocket::ResetError() { last_ = KernelAck{}; }
+
+void NlSocket::SendAndWait(nl_msg* msg) {
+  ResetError();
+  int rc = nl_send_auto(sock_, msg);
+  if (rc < 0) Fail(rc);
+  rc = nl_wait_for_ack(sock_);
+  if (rc < 0) Fail(rc);
+}
+
+void NlSocket::Dump(int type, const void* header, size_t size, nl_recvmsg_msg_cb_t on_reply, void* arg) {
+  ResetError();
+  // libnl only copies the header into the message; its prototype just lacks the const.
+  int rc = nl_send_simple(sock_, type, NLM_F_DUMP, const_cast<void*>(header), size);
+  if (rc < 0) Fail(rc);
+  nl_socket_modify_cb(sock_, NL_CB_VALID, NL_CB_CUSTOM, on_reply, arg);
+  rc = nl_recvmsgs_default(sock_);
+  if (rc < 0) Fail(rc);
+}
 
 void NlSocket::Fail(int nl_code, const std::string& object) const {
   const std::string& what = object.empty() ? object_ : object;

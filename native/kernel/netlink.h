@@ -5,10 +5,16 @@
 
 #include <netlink/netlink.h>
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
 namespace nodenet {
+
+struct NlMsgFree {
+  void operator()(nl_msg* msg) const;
+};
+using NlMessage = std::unique_ptr<nl_msg, NlMsgFree>;
 
 class NlSocket {
  public:
@@ -28,6 +34,15 @@ class NlSocket {
 
   // Clears what the previous request's error captured.
   void ResetError();
+
+  // Both of these clear the previous request's error first, so that Fail() never blames this
+  // request for it.
+  // Sends msg and waits for the kernel's ack. Throws KernelError.
+  void SendAndWait(nl_msg* msg);
+
+  // Sends an NLM_F_DUMP request of `type` whose payload is just the family header (size bytes at
+  // header) and hands each reply to on_reply(msg, arg). Throws KernelError.
+  void Dump(int type, const void* header, size_t size, nl_recvmsg_msg_cb_t on_reply, void* arg);
 
   struct KernelAck {
     int err = 0;          // positive errno from the kernel's NLMSG_ERROR, 0 if none

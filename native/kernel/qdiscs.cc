@@ -19,10 +19,6 @@ namespace nodenet {
 
 namespace {
 
-struct MsgFree {
-  void operator()(nl_msg* msg) const { nlmsg_free(msg); }
-};
-
 std::string HandleText(uint32_t handle) {
   if (handle == TC_H_ROOT) return "root";
   char buf[24];
@@ -112,11 +108,7 @@ std::vector<QdiscInfo> ListQdiscs(const std::string& device) {
   tcmsg tcm{};
   tcm.tcm_family = AF_UNSPEC;
   tcm.tcm_ifindex = ifindex;
-  int rc = nl_send_simple(sock.get(), RTM_GETQDISC, NLM_F_DUMP, &tcm, sizeof tcm);
-  if (rc < 0) sock.Fail(rc);
-  nl_socket_modify_cb(sock.get(), NL_CB_VALID, NL_CB_CUSTOM, OnQdisc, &state);
-  rc = nl_recvmsgs_default(sock.get());
-  if (rc < 0) sock.Fail(rc);
+  sock.Dump(RTM_GETQDISC, &tcm, sizeof tcm, OnQdisc, &state);
   return out;
 }
 
@@ -137,7 +129,7 @@ void ChangeQdisc(const QdiscRequest& request) {
   // one-page message.
   const size_t size = NLMSG_SPACE(sizeof(tcmsg)) + nla_total_size(static_cast<int>(request.kind.size() + 1)) +
                       nla_total_size(static_cast<int>(request.options.size())) + 64;
-  std::unique_ptr<nl_msg, MsgFree> msg(nlmsg_alloc_size(size));
+  NlMessage msg(nlmsg_alloc_size(size));
   if (!msg || nlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, type, 0, flags) == nullptr) {
     throw KernelError(ENOMEM, object, "cannot allocate a netlink message");
   }
@@ -152,10 +144,7 @@ void ChangeQdisc(const QdiscRequest& request) {
        nla_put(msg.get(), TCA_OPTIONS, static_cast<int>(request.options.size()), request.options.data()) < 0)) {
     throw KernelError(EMSGSIZE, object, "qdisc options do not fit in a netlink message");
   }
-  int rc = nl_send_auto(sock.get(), msg.get());
-  if (rc < 0) sock.Fail(rc);
-  rc = nl_wait_for_ack(sock.get());
-  if (rc < 0) sock.Fail(rc);
+  sock.SendAndWait(msg.get());
 }
 
 }  // namespace nodenet

@@ -20,10 +20,6 @@ namespace nodenet {
 
 namespace {
 
-struct MsgFree {
-  void operator()(nl_msg* msg) const { nlmsg_free(msg); }
-};
-
 std::string AddressText(int family, const void* bytes) {
   char text[INET6_ADDRSTRLEN] = {};
   if (inet_ntop(family, bytes, text, sizeof text) == nullptr) return {};
@@ -125,7 +121,7 @@ RouteLookup RouteGet(const std::string& destination) {
   result.destination = AddressText(result.family, addr);
 
   NlRouteSocket sock(object);
-  std::unique_ptr<nl_msg, MsgFree> msg(nlmsg_alloc_simple(RTM_GETROUTE, 0));
+  NlMessage msg(nlmsg_alloc_simple(RTM_GETROUTE, 0));
   if (!msg) throw KernelError(ENOMEM, object, "cannot allocate a netlink message");
   rtmsg rtm{};
   rtm.rtm_family = static_cast<unsigned char>(result.family);
@@ -150,7 +146,7 @@ int NetnsId(const std::string& path) {
   }
 
   NlRouteSocket sock(object);
-  std::unique_ptr<nl_msg, MsgFree> msg(nlmsg_alloc_simple(RTM_GETNSID, 0));
+  NlMessage msg(nlmsg_alloc_simple(RTM_GETNSID, 0));
   if (!msg) throw KernelError(ENOMEM, object, "cannot allocate a netlink message");
   rtgenmsg gen{};
   gen.rtgen_family = AF_UNSPEC;
