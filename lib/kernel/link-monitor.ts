@@ -57,6 +57,11 @@ export interface LinkWatch {
   unref(): this;
 }
 
+/**
+ * One event as the addon reports it, in the form `watch` delivers it: absent values (an empty
+ * kind, a zero index, a negative namespace id) become null. `watch` calls it for every event;
+ * callers of the public API have no raw events of their own to pass.
+ */
 export function decodeLinkEvent(raw: RawLinkEvent): LinkEvent {
   if (raw.type === 'overflow') return { type: 'overflow' };
   return {

@@ -6,6 +6,7 @@ import { kernelCall } from './errors.js';
 import type { NetnsOption } from './links.js';
 import { native, type RawRoute } from './native.js';
 
+/** The route's type (RTN_*), as `ip route` names it. */
 export type RouteType =
   | 'unspec'
   | 'unicast'
@@ -60,6 +61,11 @@ function familyName(family: number): 'ipv4' | 'ipv6' | null {
   return family === 2 ? 'ipv4' : family === 10 ? 'ipv6' : null;
 }
 
+/**
+ * One route lookup as the addon reports it, in the form `get` resolves to: empty strings and zero
+ * indexes become null, numeric families and types become names. `get` calls it; callers of the
+ * public API have no raw lookups of their own to pass.
+ */
 export function decodeRoute(raw: RawRoute): RouteLookup {
   return {
     family: familyName(raw.family) ?? 'ipv4',

@@ -122,6 +122,56 @@ t.test('rbac.create=false renders the DaemonSet alone', async (t) => {
   t.strictSame(byKey(rendered), byKey(manifests('daemonset-iptables.yaml')));
 });
 
+t.test('uninstall=true renders deploy/uninstall.yaml instead of the agent and its RBAC', async (t) => {
+  const rendered = parse(await helmTemplate('--set', 'uninstall=true'));
+  t.strictSame(byKey(rendered), byKey(manifests('uninstall.yaml')));
+  // `helm upgrade --reuse-values --set uninstall=true` keeps the install's values: the agent's own
+  // settings (and shaping being off now: an earlier release may have shaped pods) change nothing.
+  const agentSettings = 'uninstall=true,proxyMode=ipvs,backend=nftables,shaping.enabled=false,shaping.hostProc=false,overlays.enabled=false,rbac.create=false,logLevel=debug';
+  t.strictSame(byKey(parse(await helmTemplate('--set', agentSettings))), byKey(rendered), 'whatever the agent was configured with');
+
+  // What it shares with the agent follows the same values.
+  interface CleanupPod {
+    priorityClassName?: string;
+    nodeSelector?: Record<string, string>;
+    tolerations?: unknown[];
+    initContainers: Array<{ image: string; imagePullPolicy?: string; env: EnvVar[]; resources?: unknown; volumeMounts: Array<{ name: string; mountPath: string }> }>;
+    containers: Array<{ image: string; imagePullPolicy?: string }>;
+    volumes: Array<{ name: string; hostPath: { path: string } }>;
+  }
+  const shared = [
+    'uninstall=true',
+    'image.repository=registry.example/nodenet',
+    'image.tag=9.9.9',
+    'image.pullPolicy=Always',
+    'priorityClassName=node-agents',
+    'nodeSelector.kubernetes\\.io/os=linux',
+    'tolerations=null',
+    'resources.requests.cpu=50m',
+    'shaping.netnsDirs={/var/run/netns,/run/docker/netns}',
+  ];
+  const ds = daemonSet(parse(await helmTemplate('--set', shared.join(',')))) as unknown as { metadata: { name: string }; spec: { template: { spec: CleanupPod } } };
+  const pod = ds.spec.template.spec;
+  const cleanup = pod.initContainers[0]!;
+  t.equal(ds.metadata.name, 'nodenet-cleanup');
+  for (const c of [cleanup, pod.containers[0]!]) t.match(c, { image: 'registry.example/nodenet:9.9.9', imagePullPolicy: 'Always' }, 'the image');
+  t.equal(pod.priorityClassName, 'node-agents');
+  t.strictSame(pod.nodeSelector, { 'kubernetes.io/os': 'linux' });
+  t.equal(pod.tolerations, undefined);
+  t.match(cleanup.resources, { requests: { cpu: '50m' } }, 'the agent\'s resources for the cleanup');
+  t.strictSame(cleanup.env, [{ name: 'SHAPING_NETNS_DIRS', value: '/var/run/netns,/run/docker/netns' }]);
+  t.strictSame(
+    cleanup.volumeMounts.map((m) => [m.name, m.mountPath]),
+    [
+      ['xtables-lock', '/run/xtables.lock'],
+      ['nodenet-lock', '/run/nodenet.lock'],
+      ['netns', '/var/run/netns'],
+      ['netns-2', '/run/docker/netns'],
+    ],
+  );
+  t.strictSame(pod.volumes.map((v) => [v.name, v.hostPath.path]), cleanup.volumeMounts.map((m) => [m.name, m.mountPath]), 'each from the same path on the host');
+});
+
 t.test('the kustomizations render the plain manifests', async (t) => {
   t.strictSame(byKey(parse(await kustomize('base'))), byKey([...crdManifests(), ...manifests('rbac.yaml', 'daemonset-iptables.yaml')]), 'base');
   t.strictSame(byKey(parse(await kustomize('ipvs'))), byKey([...crdManifests(), ...manifests('rbac.yaml', 'daemonset-ipvs.yaml')]), 'ipvs');

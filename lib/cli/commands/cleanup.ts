@@ -14,8 +14,9 @@ export const cleanupHelp = `nodenet cleanup [--netns PATH] [--json]
   ip6 nodenet), and its qdiscs (handle 6e6e:) on the node's links and in the pod namespaces under
   SHAPING_NETNS_DIRS (default /var/run/netns) that are joined to the node, and its overlay links
   (alias nodenet:link/...). Nothing else is touched and no table is created.
-  Refuses while an agent holds the node lock (NODENET_LOCK_FILE, default ${DEFAULT_NODE_LOCK}):
-  the agent would put its rules back.`;
+  Refuses while an agent holds the node lock (NODENET_LOCK_FILE, default ${DEFAULT_NODE_LOCK}),
+  changing nothing and exiting 1: the agent would put its rules back. On a cluster, delete the
+  agent's DaemonSet, then apply deploy/uninstall.yaml, which runs this on every node.`;
 
 // raw before filter: NOTRACK rules must go before the ACCEPTs that untracked DNS packets need.
 const ORDER = ['raw', 'mangle', 'nat', 'filter', 'security'];
@@ -26,7 +27,7 @@ export async function cleanupCommand(options: { netns?: string; json: boolean })
     lock = await acquireNodeLock(process.env.NODENET_LOCK_FILE || DEFAULT_NODE_LOCK);
   } catch (error) {
     if (!(error instanceof NodeLockBusyError)) throw error;
-    process.stderr.write(`nodenet cleanup: ${error.message}; stop the agent first\n`);
+    process.stderr.write(`nodenet cleanup: ${error.message}; nothing was changed: stop the agent first (on a cluster, delete its DaemonSet)\n`);
     process.exitCode = 1;
     return '';
   }

@@ -18,6 +18,7 @@ function negatable<T>(v: Maybe<T>): Negatable<T> | null {
   return { value: v as T, invert: false };
 }
 
+/** The header fields `rule` takes: each a plain value, or one wrapped by `not` to negate it. */
 export interface RuleHeader {
   source?: Maybe<string>;
   destination?: Maybe<string>;
@@ -43,6 +44,7 @@ export function rule(header: RuleHeader, matches: ExtensionSpec[], target: Targe
 
 // ---- matches -----------------------------------------------------------------------------------
 
+/** `-m comment --comment TEXT` (at most 255 bytes; in nftables the rule's comment). */
 export function comment(text: string): ExtensionSpec {
   return { name: 'comment', options: { comment: text } };
 }
@@ -54,11 +56,13 @@ function ports(p: Maybe<number | [number, number]>): Negatable<PortRange> | null
   return { value: { from, to }, invert: n.invert };
 }
 
+/** `-m tcp --sport/--dport`: a port or an inclusive [from, to] range, either possibly negated; needs `-p tcp`. */
 export function tcp(o: { sport?: Maybe<number | [number, number]>; dport?: Maybe<number | [number, number]> }): ExtensionSpec {
   const options: TcpOptions = { sourcePorts: ports(o.sport), destinationPorts: ports(o.dport), option: null, flags: null };
   return { name: 'tcp', options };
 }
 
+/** `-m udp --sport/--dport`, as `tcp`; needs `-p udp`. */
 export function udp(o: { sport?: Maybe<number | [number, number]>; dport?: Maybe<number | [number, number]> }): ExtensionSpec {
   const options: UdpOptions = { sourcePorts: ports(o.sport), destinationPorts: ports(o.dport) };
   return { name: 'udp', options };
@@ -110,10 +114,15 @@ export function mark(value: number, mask = 0xffffffff, invert = false): Extensio
 
 // ---- targets -----------------------------------------------------------------------------------
 
+/** `-j ACCEPT`. */
 export const accept = (): TargetSpec => ({ kind: 'verdict', verdict: 'ACCEPT' });
+/** `-j DROP`. */
 export const drop = (): TargetSpec => ({ kind: 'verdict', verdict: 'DROP' });
+/** `-j RETURN` (named so because `return` is a reserved word). */
 export const returnTarget = (): TargetSpec => ({ kind: 'verdict', verdict: 'RETURN' });
+/** `-j CHAIN`: continue in a chain and come back. */
 export const jump = (chain: string): TargetSpec => ({ kind: 'jump', chain, goto: false });
+/** `-g CHAIN`: continue in a chain without coming back. */
 export const goTo = (chain: string): TargetSpec => ({ kind: 'jump', chain, goto: true });
 
 /** `-j DNAT --to-destination address[:port]` (an IPv6 address without brackets). */

@@ -1,5 +1,6 @@
 // Traffic-control handles as tc writes them: "1:", "1:10", "ffff:", "root", "none".
 
+/** The parent value (0xffffffff) that means "root"; what parseHandle("root") returns. */
 export const TC_H_ROOT = 0xffffffff;
 export const TC_H_UNSPEC = 0;
 
