@@ -8,33 +8,48 @@ import { spawn } from 'node:child_process';
 import t from 'tap';
 
 import { qdiscs } from '../../lib/kernel/index.js';
+import { runAllowingFailure } from '../helpers/exec.js';
 import { makeNetns, type TestNetns } from '../helpers/netns.js';
 import { nodeAddress, podSandbox, podShaper, type PodSandbox } from '../helpers/shaping.js';
 
-interface IperfResult {
-  end: { sum_received: { bits_per_second: number } };
-}
-
 let port = 5201 + (process.pid % 500) * 2;
 
-/** Mbit/s received over `seconds` (the first second left out), client in `from`, server in `to`. */
-async function iperf(to: TestNetns, from: TestNetns, address: string, seconds = 3): Promise<number> {
+/** One iperf3 client run against a one-shot server: the Mbit/s received, or why there is none. */
+async function iperfOnce(to: TestNetns, from: TestNetns, address: string, seconds: number): Promise<{ mbit: number } | { failure: string }> {
   const p = port++;
   const server = spawn('ip', ['netns', 'exec', to.name, 'iperf3', '-s', '-1', '-p', String(p), '-B', address], { stdio: 'ignore' });
   try {
-    // iperf3 -s has no "ready" signal; the client retries until the server listens.
+    // iperf3 -s has no "ready" signal; the client retries while the connection is refused.
     for (let attempt = 0; ; attempt++) {
+      const result = await runAllowingFailure('ip', ['netns', 'exec', from.name, 'iperf3', '-c', address, '-p', String(p), '-t', String(seconds + 1), '-O', '1', '-J']);
+      let parsed: { error?: string; end?: { sum_received?: { bits_per_second?: number } } };
       try {
-        const out = await from.exec('iperf3', ['-c', address, '-p', String(p), '-t', String(seconds + 1), '-O', '1', '-J']);
-        return (JSON.parse(out) as IperfResult).end.sum_received.bits_per_second / 1e6;
-      } catch (error) {
-        if (attempt >= 30 || !/Connection refused|unable to connect/i.test(String(error))) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        parsed = JSON.parse(result.stdout) as typeof parsed;
+      } catch {
+        return { failure: `iperf3 exited ${result.code} without JSON: ${result.stderr.trim()}` };
       }
+      const received = parsed.end?.sum_received?.bits_per_second;
+      if (result.code === 0 && parsed.error === undefined && typeof received === 'number') return { mbit: received / 1e6 };
+      const failure = parsed.error ?? `exit ${result.code} with no receive summary`;
+      if (attempt >= 30 || !/Connection refused|unable to connect/i.test(failure)) return { failure };
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
   } finally {
     server.kill('SIGKILL');
   }
+}
+
+/** Mbit/s received over `seconds` (the first second left out), client in `from`, server in `to`. */
+async function iperf(to: TestNetns, from: TestNetns, address: string, seconds = 3): Promise<number> {
+  // iperf3 reports a failed measurement as JSON `error`, at times with exit status 0; such a run is
+  // repeated against a fresh server (the one-shot server of the failed run has exited).
+  const failures: string[] = [];
+  while (failures.length < 3) {
+    const outcome = await iperfOnce(to, from, address, seconds);
+    if ('mbit' in outcome) return outcome.mbit;
+    failures.push(outcome.failure);
+  }
+  throw new Error(`iperf3 from ${from.name} to ${address} failed 3 times: ${failures.join('; ')}`);
 }
 
 async function overlimits(ns: TestNetns, device: string): Promise<number> {
