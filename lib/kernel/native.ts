@@ -191,16 +191,16 @@ export interface RawApplySpec {
   family: 4 | 6;
   table: string;
   ownedPrefix: string;
-  chains: Array<{ name: string; rules: RawRuleSpec[] }>;
-  jumps: Array<{ chain: string; rule: RawRuleSpec }>;
+  /**
+   * `rules` holds `count` rules back to back in the packed form lib/kernel/netfilter/apply.ts
+   * writes (header, matches and target of each, length-prefixed): one Buffer per chain rather
+   * than objects the addon would read property by property.
+   */
+  chains: Array<{ name: string; count: number; rules: Buffer }>;
+  /** `rule`: exactly one rule in the same packed form. */
+  jumps: Array<{ chain: string; rule: Buffer }>;
   lockTimeoutMs: number;
   dryRun: boolean;
-}
-
-export interface RawRuleSpec {
-  ip: Buffer;
-  matches: Array<{ name: string; revision: number; data: Buffer }>;
-  target: { standard: boolean; name: string; revision: number; data: Buffer };
 }
 
 export interface RawApplyResult {
@@ -209,6 +209,9 @@ export interface RawApplyResult {
   attempts: number;
   lockWaitMs: number;
   lockHoldMs: number;
+  /** Inside lockHoldMs: reading the table (iptc_init) and committing it (iptc_commit), summed over attempts. */
+  readMs: number;
+  commitMs: number;
 }
 
 /**

@@ -115,6 +115,8 @@ class ApplyTableJob : public Job {
     out.Set("attempts", result_.attempts);
     out.Set("lockWaitMs", result_.lock_wait_ms);
     out.Set("lockHoldMs", result_.lock_hold_ms);
+    out.Set("readMs", result_.read_ms);
+    out.Set("commitMs", result_.commit_ms);
     return out;
   }
 
@@ -142,39 +144,80 @@ std::string StringAt(Napi::Object o, const char* key, const std::string& what) {
   return v.As<Napi::String>().Utf8Value();
 }
 
-std::vector<uint8_t> BytesAt(Napi::Object o, const char* key, const std::string& what) {
+// The packed rules apply.ts writes (see RawApplySpec in lib/kernel/native.ts): per rule a u16le
+// header length and the header, a u8 match count, per match u8 name length, name, u8 revision,
+// u32le payload length and payload, then the target the same way after a u8 "standard" flag. One
+// Buffer per chain instead of an object per rule: fetching each property through N-API cost more
+// than the kernel's commit at a few thousand rules.
+class PackedRules {
+ public:
+  PackedRules(Napi::Env env, const uint8_t* data, size_t size, std::string what)
+      : env_(env), p_(data), size_(size), what_(std::move(what)) {}
+
+  bool Done() const { return at_ == size_; }
+
+  XtRuleSpec Next() {
+    XtRuleSpec rule;
+    size_t ip_size = U8();
+    ip_size |= static_cast<size_t>(U8()) << 8;
+    rule.ip = Bytes(ip_size);
+    unsigned matches = U8();
+    rule.matches.reserve(matches);
+    for (unsigned i = 0; i < matches; ++i) {
+      XtExtension m;
+      m.name = String(U8());
+      m.revision = U8();
+      m.data = Bytes(U32());
+      rule.matches.push_back(std::move(m));
+    }
+    rule.standard = U8() != 0;
+    rule.target = String(U8());
+    rule.target_revision = U8();
+    rule.target_data = Bytes(U32());
+    return rule;
+  }
+
+ private:
+  void Need(size_t n) {
+    if (size_ - at_ < n) {
+      throw Napi::RangeError::New(env_, "applyTable: " + what_ + " is truncated at byte " + std::to_string(at_));
+    }
+  }
+  uint8_t U8() {
+    Need(1);
+    return p_[at_++];
+  }
+  uint32_t U32() {
+    Need(4);
+    uint32_t v = static_cast<uint32_t>(p_[at_]) | static_cast<uint32_t>(p_[at_ + 1]) << 8 | static_cast<uint32_t>(p_[at_ + 2]) << 16 |
+                 static_cast<uint32_t>(p_[at_ + 3]) << 24;
+    at_ += 4;
+    return v;
+  }
+  std::vector<uint8_t> Bytes(size_t n) {
+    Need(n);
+    std::vector<uint8_t> v(p_ + at_, p_ + at_ + n);
+    at_ += n;
+    return v;
+  }
+  std::string String(size_t n) {
+    Need(n);
+    std::string v(reinterpret_cast<const char*>(p_ + at_), n);
+    at_ += n;
+    return v;
+  }
+
+  Napi::Env env_;
+  const uint8_t* p_;
+  size_t size_;
+  std::string what_;
+  size_t at_ = 0;
+};
+
+Napi::Buffer<uint8_t> BufferAt(Napi::Object o, const char* key, const std::string& what) {
   Napi::Value v = o.Get(key);
   if (!v.IsBuffer()) throw Napi::TypeError::New(o.Env(), "applyTable: " + what + "." + key + " must be a Buffer");
-  auto b = v.As<Napi::Buffer<uint8_t>>();
-  return std::vector<uint8_t>(b.Data(), b.Data() + b.Length());
-}
-
-uint8_t RevisionAt(Napi::Object o, const std::string& what) {
-  Napi::Value v = o.Get("revision");
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), "applyTable: " + what + ".revision must be a number");
-  int r = v.As<Napi::Number>().Int32Value();
-  if (r < 0 || r > 255) throw Napi::RangeError::New(o.Env(), "applyTable: " + what + ".revision must be 0-255");
-  return static_cast<uint8_t>(r);
-}
-
-XtRuleSpec RuleAt(Napi::Value v, const std::string& what) {
-  Napi::Object o = ObjectAt(v, what);
-  XtRuleSpec rule;
-  rule.ip = BytesAt(o, "ip", what);
-  Napi::Array matches = ArrayAt(o, "matches", what);
-  for (uint32_t i = 0; i < matches.Length(); ++i) {
-    std::string mwhat = what + ".matches[" + std::to_string(i) + "]";
-    Napi::Object m = ObjectAt(matches.Get(i), mwhat);
-    rule.matches.push_back({StringAt(m, "name", mwhat), RevisionAt(m, mwhat), BytesAt(m, "data", mwhat)});
-  }
-  Napi::Object t = ObjectAt(o.Get("target"), what + ".target");
-  rule.standard = t.Get("standard").ToBoolean();
-  rule.target = StringAt(t, "name", what + ".target");
-  if (!rule.standard) {
-    rule.target_revision = RevisionAt(t, what + ".target");
-    rule.target_data = BytesAt(t, "data", what + ".target");
-  }
-  return rule;
+  return v.As<Napi::Buffer<uint8_t>>();
 }
 
 // applyTable({family, table, ownedPrefix, chains, jumps, lockTimeoutMs, dryRun}, netns?): Promise<RawApplyResult>
@@ -193,15 +236,29 @@ Napi::Value ApplyTableBinding(const Napi::CallbackInfo& info) {
     Napi::Object c = ObjectAt(chains.Get(i), what);
     XtChainSpec chain;
     chain.name = StringAt(c, "name", what);
-    Napi::Array rules = ArrayAt(c, "rules", what);
-    for (uint32_t r = 0; r < rules.Length(); ++r) chain.rules.push_back(RuleAt(rules.Get(r), what + ".rules[" + std::to_string(r) + "]"));
+    Napi::Value count = c.Get("count");
+    if (!count.IsNumber() || count.As<Napi::Number>().DoubleValue() < 0) {
+      throw Napi::TypeError::New(env, "applyTable: " + what + ".count must be a number of rules");
+    }
+    size_t expected = static_cast<size_t>(count.As<Napi::Number>().DoubleValue());
+    Napi::Buffer<uint8_t> packed = BufferAt(c, "rules", what);
+    PackedRules rules(env, packed.Data(), packed.Length(), what + ".rules");
+    chain.rules.reserve(expected);
+    while (!rules.Done()) chain.rules.push_back(rules.Next());
+    if (chain.rules.size() != expected) {
+      throw Napi::RangeError::New(env, "applyTable: " + what + ".rules holds " + std::to_string(chain.rules.size()) + " rules, not " + std::to_string(expected));
+    }
     spec.chains.push_back(std::move(chain));
   }
   Napi::Array jumps = ArrayAt(o, "jumps", "spec");
   for (uint32_t i = 0; i < jumps.Length(); ++i) {
     std::string what = "spec.jumps[" + std::to_string(i) + "]";
     Napi::Object j = ObjectAt(jumps.Get(i), what);
-    spec.jumps.push_back({StringAt(j, "chain", what), RuleAt(j.Get("rule"), what + ".rule")});
+    Napi::Buffer<uint8_t> packed = BufferAt(j, "rule", what);
+    PackedRules rule(env, packed.Data(), packed.Length(), what + ".rule");
+    XtJumpSpec jump{StringAt(j, "chain", what), rule.Next()};
+    if (!rule.Done()) throw Napi::RangeError::New(env, "applyTable: " + what + ".rule holds more than one rule");
+    spec.jumps.push_back(std::move(jump));
   }
   Napi::Value timeout = o.Get("lockTimeoutMs");
   if (timeout.IsNumber()) spec.lock_timeout_ms = std::max(0, timeout.As<Napi::Number>().Int32Value());

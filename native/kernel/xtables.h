@@ -95,6 +95,11 @@ struct XtApplyResult {
   int attempts = 0;                  // commits retried after a concurrent change (EAGAIN)
   double lock_wait_ms = 0;
   double lock_hold_ms = 0;
+  // Inside lock_hold_ms, summed over attempts: reading the table (iptc_init: the kernel's copy of
+  // the blob and libiptc's parse of it) and committing it (iptc_commit: assembling the new blob,
+  // IPT_SO_SET_REPLACE and the counters). commit_ms alone is what replacing the table costs.
+  double read_ms = 0;
+  double commit_ms = 0;
 };
 
 // Makes the owned chains and the jumps into them what spec says, in one commit under the xtables

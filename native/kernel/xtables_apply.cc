@@ -288,19 +288,29 @@ XtApplyResult Apply(const XtApplySpec& spec) {
   }
 
   std::lock_guard<std::mutex> guard(libiptc_mutex);
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+  };
   for (int attempt = 1;; ++attempt) {
     result.attempts = attempt;
     result.changes.clear();
     // Never a cached handle: read the table afresh inside the lock, in this thread's namespace.
+    auto read_start = std::chrono::steady_clock::now();
     std::unique_ptr<xtc_handle, void (*)(xtc_handle*)> handle(Tc::Init(spec.table.c_str()), Tc::Free);
+    int init_err = errno;
+    result.read_ms += since(read_start);
+    errno = init_err;
     if (!handle) FailLibiptc(object, "cannot read table", Tc::StrError);
     Applier<Tc>(spec, handle.get(), result.changes).Run();
     if (result.changes.empty() || spec.dry_run) return finish();
-    if (Tc::Commit(handle.get())) {
+    auto commit_start = std::chrono::steady_clock::now();
+    int committed = Tc::Commit(handle.get());
+    int err = errno;
+    result.commit_ms += since(commit_start);
+    if (committed) {
       result.committed = true;
       return finish();
     }
-    int err = errno;
     // EAGAIN: the table changed under us (a writer that does not take the lock). Read it again.
     if (err != EAGAIN || attempt == kMaxCommitAttempts) {
       errno = err;

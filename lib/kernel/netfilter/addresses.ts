@@ -58,17 +58,37 @@ export function prefixLength(mask: Uint8Array): number {
   return bits;
 }
 
+/**
+ * A dotted quad in text[start, end) written as 4 bytes at buf[offset]; false (with buf partly
+ * written) when it is not exactly four parts of 1-3 decimal digits each at most 255.
+ */
+export function putIPv4(text: string, start: number, end: number, buf: Uint8Array, offset: number): boolean {
+  let part = 0;
+  let digits = 0;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (++digits > 3) return false;
+      value = value * 10 + (c - 48);
+    } else if (c === 46) {
+      if (digits === 0 || value > 255 || part === 3) return false;
+      buf[offset + part++] = value;
+      digits = 0;
+      value = 0;
+    } else {
+      return false;
+    }
+  }
+  if (part !== 3 || digits === 0 || value > 255) return false;
+  buf[offset + 3] = value;
+  return true;
+}
+
 /** The 4 bytes of a dotted quad, or null. */
 export function parseIPv4(text: string): Uint8Array | null {
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
   const bytes = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return null;
-    bytes[i] = Number(p);
-  }
-  return bytes;
+  return putIPv4(text, 0, text.length, bytes, 0) ? bytes : null;
 }
 
 /** The 16 bytes of an IPv6 address (with `::` and an optional trailing dotted quad), or null. */
@@ -106,13 +126,59 @@ export function parseAddress(text: string, family: 'ipv4' | 'ipv6'): Uint8Array 
   return family === 'ipv4' ? parseIPv4(text) : parseIPv6(text);
 }
 
-function prefixMask(bits: number, size: number): Uint8Array {
-  const mask = new Uint8Array(size);
+/** An address of the family written at buf[offset]; false when the text is not one. */
+export function putAddress(text: string, family: 'ipv4' | 'ipv6', buf: Uint8Array, offset: number): boolean {
+  if (family === 'ipv4') return putIPv4(text, 0, text.length, buf, offset);
+  const a = parseIPv6(text);
+  if (!a) return false;
+  buf.set(a, offset);
+  return true;
+}
+
+function putPrefixMask(bits: number, size: number, buf: Uint8Array, offset: number): void {
   for (let i = 0; i < size; i++) {
-    const take = Math.max(0, Math.min(8, bits - 8 * i));
-    mask[i] = take === 0 ? 0 : (0xff << (8 - take)) & 0xff;
+    const take = bits - 8 * i;
+    buf[offset + i] = take >= 8 ? 0xff : take <= 0 ? 0 : (0xff << (8 - take)) & 0xff;
   }
-  return mask;
+}
+
+/** Whether text[start, end) is 1-3 decimal digits; its value, or -1. */
+function smallDecimal(text: string, start: number, end: number): number {
+  const n = end - start;
+  if (n < 1 || n > 3) return -1;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    v = v * 10 + (c - 48);
+  }
+  return v;
+}
+
+/**
+ * parseCidr, written straight into buffers: the masked address at address[addressOffset], the mask
+ * at mask[maskOffset]. Throws the same RangeErrors.
+ */
+export function putCidr(text: string, family: 'ipv4' | 'ipv6', address: Uint8Array, addressOffset: number, mask: Uint8Array, maskOffset: number): void {
+  const size = family === 'ipv4' ? 4 : 16;
+  const slash = text.indexOf('/');
+  const addressEnd = slash < 0 ? text.length : slash;
+  const extra = slash >= 0 && text.indexOf('/', slash + 1) >= 0;
+  let ok: boolean;
+  if (family === 'ipv4') ok = putIPv4(text, 0, addressEnd, address, addressOffset);
+  else ok = putAddress(slash < 0 ? text : text.slice(0, slash), family, address, addressOffset);
+  if (!ok || extra) throw new RangeError(`${JSON.stringify(text)} is not an ${family} address or prefix`);
+  if (slash < 0) {
+    putPrefixMask(size * 8, size, mask, maskOffset);
+  } else {
+    const bits = smallDecimal(text, slash + 1, text.length);
+    if (bits >= 0 && bits <= size * 8) putPrefixMask(bits, size, mask, maskOffset);
+    else {
+      const valid = family === 'ipv4' ? putIPv4(text, slash + 1, text.length, mask, maskOffset) : putAddress(text.slice(slash + 1), family, mask, maskOffset);
+      if (!valid) throw new RangeError(`${JSON.stringify(text)} has an invalid mask`);
+    }
+  }
+  for (let i = 0; i < size; i++) address[addressOffset + i] = address[addressOffset + i]! & mask[maskOffset + i]!;
 }
 
 /**
@@ -121,16 +187,8 @@ function prefixMask(bits: number, size: number): Uint8Array {
  */
 export function parseCidr(text: string, family: 'ipv4' | 'ipv6'): { address: Uint8Array; mask: Uint8Array } {
   const size = family === 'ipv4' ? 4 : 16;
-  const [addrText, maskText, extra] = text.split('/');
-  const address = parseAddress(addrText ?? '', family);
-  if (!address || extra !== undefined) throw new RangeError(`${JSON.stringify(text)} is not an ${family} address or prefix`);
-  let mask: Uint8Array;
-  if (maskText === undefined) mask = prefixMask(size * 8, size);
-  else if (/^\d{1,3}$/.test(maskText) && Number(maskText) <= size * 8) mask = prefixMask(Number(maskText), size);
-  else {
-    const m = parseAddress(maskText, family);
-    if (!m) throw new RangeError(`${JSON.stringify(text)} has an invalid mask`);
-    mask = m;
-  }
-  return { address: address.map((b, i) => b & mask[i]!), mask };
+  const address = new Uint8Array(size);
+  const mask = new Uint8Array(size);
+  putCidr(text, family, address, 0, mask, 0);
+  return { address, mask };
 }

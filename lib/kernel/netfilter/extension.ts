@@ -2,6 +2,7 @@
 // iptables-save does.
 import { endianness } from 'node:os';
 
+import { putAddress } from './addresses.js';
 import type { Payload } from './payload.js';
 import type { IpFamily } from './types.js';
 
@@ -20,6 +21,13 @@ export interface ExtensionCodec<Options> {
   alias?(options: Options): string;
   /** The payload iptables 1.8.9 would write for these options (exact struct size, unpadded). */
   encode?(options: Options, family: IpFamily): Buffer;
+  /** With encodeInto: the payload's fixed size. */
+  size?: number;
+  /**
+   * The payload written through w, whose size bytes start zeroed (so that it can write straight
+   * into a larger buffer); registerCodec derives encode from it.
+   */
+  encodeInto?(options: Options, w: StructWriter, family: IpFamily): void;
 }
 
 /** The revision iptables 1.8.9 writes for each extension nodenet can encode. */
@@ -35,48 +43,95 @@ export const PREFERRED_REVISION: Readonly<Record<string, number>> = {
   'target/CT': 2,
 };
 
-/** Fixed-size C struct writer in host byte order (network order where the name says `be`). */
+const PREFERRED = { match: new Map<string, number>(), target: new Map<string, number>() };
+for (const [k, revision] of Object.entries(PREFERRED_REVISION)) {
+  const [kind, name] = k.split('/') as ['match' | 'target', string];
+  PREFERRED[kind].set(name, revision);
+}
+
+/** PREFERRED_REVISION without building its key. */
+export function preferredRevision(kind: 'match' | 'target', name: string): number | undefined {
+  return PREFERRED[kind].get(name);
+}
+
+/**
+ * Fixed-size C struct writer in host byte order (network order where the name says `be`): into a
+ * zeroed buffer of its own, or (retarget) into size bytes of a larger buffer, offsets relative.
+ */
 export class StructWriter {
-  readonly bytes: Buffer;
-  private readonly le = HOST_LITTLE_ENDIAN;
+  private buf: Buffer;
+  private base: number;
+  private size: number;
 
   constructor(size: number) {
-    this.bytes = Buffer.alloc(size);
+    this.buf = Buffer.alloc(size);
+    this.base = 0;
+    this.size = size;
+  }
+
+  /** Writes from now on go to target[base, base + size), which the caller has zeroed. */
+  retarget(target: Buffer, base: number, size: number): this {
+    this.buf = target;
+    this.base = base;
+    this.size = size;
+    return this;
+  }
+
+  get bytes(): Buffer {
+    return this.base === 0 && this.buf.length === this.size ? this.buf : this.buf.subarray(this.base, this.base + this.size);
   }
 
   u8(offset: number, v: number): this {
-    this.bytes.writeUInt8(v, offset);
+    this.buf.writeUInt8(v, this.base + offset);
     return this;
   }
 
   u16(offset: number, v: number): this {
-    if (this.le) this.bytes.writeUInt16LE(v, offset);
-    else this.bytes.writeUInt16BE(v, offset);
+    if (HOST_LITTLE_ENDIAN) this.buf.writeUInt16LE(v, this.base + offset);
+    else this.buf.writeUInt16BE(v, this.base + offset);
     return this;
   }
 
   be16(offset: number, v: number): this {
-    this.bytes.writeUInt16BE(v, offset);
+    this.buf.writeUInt16BE(v, this.base + offset);
     return this;
   }
 
   u32(offset: number, v: number): this {
-    if (this.le) this.bytes.writeUInt32LE(v >>> 0, offset);
-    else this.bytes.writeUInt32BE(v >>> 0, offset);
+    if (HOST_LITTLE_ENDIAN) this.buf.writeUInt32LE(v >>> 0, this.base + offset);
+    else this.buf.writeUInt32BE(v >>> 0, this.base + offset);
     return this;
   }
 
   /** A string into a fixed char array, NUL-padded; throws when it does not fit with its NUL. */
   cstring(offset: number, size: number, v: string, what: string): this {
-    const b = Buffer.from(v, 'utf8');
-    if (b.length >= size) throw new RangeError(`${what} is ${b.length} bytes; at most ${size - 1} fit`);
-    b.copy(this.bytes, offset);
+    const at = this.base + offset;
+    const n = v.length;
+    // Plain ASCII (every comment nodenet writes) byte by byte; anything else through the encoder.
+    let i = 0;
+    if (n < size) {
+      const buf = this.buf;
+      for (; i < n; i++) {
+        const c = v.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[at + i] = c;
+      }
+    }
+    if (i === n) return this;
+    const length = Buffer.byteLength(v, 'utf8');
+    if (length >= size) throw new RangeError(`${what} is ${length} bytes; at most ${size - 1} fit`);
+    this.buf.write(v, at, length, 'utf8');
     return this;
+  }
+
+  /** An address of the family in network order; false (nothing sensible written) when the text is not one. */
+  address(offset: number, text: string, family: IpFamily): boolean {
+    return putAddress(text, family, this.buf, this.base + offset);
   }
 
   /** Raw bytes (an address in network order). */
   put(offset: number, b: Uint8Array): this {
-    Buffer.from(b).copy(this.bytes, offset);
+    this.buf.set(b, this.base + offset);
     return this;
   }
 }
@@ -84,20 +139,38 @@ export class StructWriter {
 // Codecs are stored type-erased; each codec only ever sees options it decoded itself.
 export type AnyCodec = ExtensionCodec<any>;
 
-const registry = new Map<string, AnyCodec>();
-
-function key(kind: 'match' | 'target', name: string, revision: number, family: IpFamily | '*'): string {
-  return `${kind}/${name}/${revision}/${family}`;
+interface Slot {
+  any?: AnyCodec;
+  ipv4?: AnyCodec;
+  ipv6?: AnyCodec;
 }
 
+// kind -> name -> revision -> per family: no key string built per lookup.
+const registry = { match: new Map<string, Map<number, Slot>>(), target: new Map<string, Map<number, Slot>>() };
+
 export function registerCodec(codec: AnyCodec): void {
-  const k = key(codec.kind, codec.name, codec.revision, codec.family ?? '*');
-  if (registry.has(k)) throw new Error(`duplicate extension codec ${k}`);
-  registry.set(k, codec);
+  let revisions = registry[codec.kind].get(codec.name);
+  if (!revisions) registry[codec.kind].set(codec.name, (revisions = new Map()));
+  let slot = revisions.get(codec.revision);
+  if (!slot) revisions.set(codec.revision, (slot = {}));
+  const family = codec.family ?? 'any';
+  if (slot[family]) throw new Error(`duplicate extension codec ${codec.kind}/${codec.name}/${codec.revision}/${codec.family ?? '*'}`);
+  const { encodeInto, size } = codec;
+  if (encodeInto && !codec.encode) {
+    if (size === undefined) throw new Error(`extension codec ${codec.kind}/${codec.name}/${codec.revision}: encodeInto needs size`);
+    codec.encode = (options, f) => {
+      const w = new StructWriter(size);
+      encodeInto.call(codec, options, w, f);
+      return w.bytes;
+    };
+  }
+  slot[family] = codec;
 }
 
 export function findCodec(kind: 'match' | 'target', name: string, revision: number, family: IpFamily): AnyCodec | undefined {
-  return registry.get(key(kind, name, revision, family)) ?? registry.get(key(kind, name, revision, '*'));
+  const slot = registry[kind].get(name)?.get(revision);
+  if (!slot) return undefined;
+  return slot[family] ?? slot.any;
 }
 
 /** A string as xtables_save_string prints it: bare when it is a plain word, else double-quoted with

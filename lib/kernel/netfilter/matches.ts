@@ -1,7 +1,7 @@
 // Match extensions nodenet decodes. Layouts follow the kernel's uapi structs; the printed form
 // follows iptables 1.8.9's save functions, so that a decoded rule renders exactly as
 // iptables-save prints it.
-import { formatIPv4, formatIPv6, parseCidr, prefixLength } from './addresses.js';
+import { formatIPv4, formatIPv6, prefixLength, putCidr } from './addresses.js';
 import { hex, registerCodec, saveString, StructWriter, type ExtensionCodec } from './extension.js';
 import type { Payload } from './payload.js';
 import type { IpFamily, Negatable } from './types.js';
@@ -46,8 +46,10 @@ function tcpFlagBits(names: string[]): number {
 
 // xt_tcp/xt_udp port ranges; [0, 65535] means any.
 function writePorts(w: StructWriter, offset: number, ports: Negatable<PortRange> | null, what: string): void {
-  const { from, to } = ports?.value ?? { from: 0, to: 0xffff };
-  for (const p of [from, to]) if (!Number.isInteger(p) || p < 0 || p > 0xffff) throw new RangeError(`${what} port ${p} is not 0-65535`);
+  const from = ports ? ports.value.from : 0;
+  const to = ports ? ports.value.to : 0xffff;
+  if (!Number.isInteger(from) || from < 0 || from > 0xffff) throw new RangeError(`${what} port ${from} is not 0-65535`);
+  if (!Number.isInteger(to) || to < 0 || to > 0xffff) throw new RangeError(`${what} port ${to} is not 0-65535`);
   if (from > to) throw new RangeError(`${what} port range ${from}:${to} is reversed`);
   w.u16(offset, from).u16(offset + 2, to);
 }
@@ -97,15 +99,14 @@ registerCodec({
     if (o.flags) s += `${not(o.flags.invert)} --tcp-flags ${saveTcpFlags(o.flags.value.mask)} ${saveTcpFlags(o.flags.value.compare)}`;
     return s;
   },
-  encode(o) {
-    const w = new StructWriter(12);
+  size: 12,
+  encodeInto(o, w) {
     writePorts(w, 0, o.sourcePorts, 'source');
     writePorts(w, 4, o.destinationPorts, 'destination');
     w.u8(8, o.option?.value ?? 0);
     w.u8(9, o.flags ? tcpFlagBits(o.flags.value.mask) : 0);
     w.u8(10, o.flags ? tcpFlagBits(o.flags.value.compare) : 0);
     w.u8(11, (o.sourcePorts?.invert ? 0x1 : 0) | (o.destinationPorts?.invert ? 0x2 : 0) | (o.flags?.invert ? 0x4 : 0) | (o.option?.invert ? 0x8 : 0));
-    return w.bytes;
   },
 } satisfies ExtensionCodec<TcpOptions>);
 
@@ -125,11 +126,11 @@ registerCodec({
   save(o) {
     return savePorts('--sport', o.sourcePorts) + savePorts('--dport', o.destinationPorts);
   },
-  encode(o) {
-    const w = new StructWriter(10);
+  size: 10,
+  encodeInto(o, w) {
     writePorts(w, 0, o.sourcePorts, 'source');
     writePorts(w, 4, o.destinationPorts, 'destination');
-    return w.u8(8, (o.sourcePorts?.invert ? 0x1 : 0) | (o.destinationPorts?.invert ? 0x2 : 0)).bytes;
+    w.u8(8, (o.sourcePorts?.invert ? 0x1 : 0) | (o.destinationPorts?.invert ? 0x2 : 0));
   },
 } satisfies ExtensionCodec<UdpOptions>);
 
@@ -172,14 +173,14 @@ registerCodec({
   save(o) {
     return savePorts('--sport', o.sourcePorts) + savePorts('--dport', o.destinationPorts);
   },
-  encode(o) {
-    const w = new StructWriter(SCTP.SIZE);
+  size: SCTP.SIZE,
+  encodeInto(o, w) {
     const src = writeSctpPorts(w, SCTP.SPTS, o.sourcePorts, 'source') ? SCTP.SRC_PORTS : 0;
     const dst = writeSctpPorts(w, SCTP.DPTS, o.destinationPorts, 'destination') ? SCTP.DEST_PORTS : 0;
     // sctp_init marks the four chunk-flag slots unused with chunk type 0xff.
     for (let i = 0; i < 4; i++) w.u8(SCTP.FLAG_INFO + 3 * i, 0xff);
     const inv = (o.sourcePorts?.invert ? SCTP.SRC_PORTS : 0) | (o.destinationPorts?.invert ? SCTP.DEST_PORTS : 0);
-    return w.u32(SCTP.FLAGS, src | dst).u32(SCTP.INVFLAGS, inv).bytes;
+    w.u32(SCTP.FLAGS, src | dst).u32(SCTP.INVFLAGS, inv);
   },
 } satisfies ExtensionCodec<SctpOptions>);
 
@@ -231,7 +232,8 @@ registerCodec({
   revision: 0,
   decode: (p) => ({ comment: p.cstring(0, 256) }),
   save: (o) => ' --comment' + saveString(o.comment),
-  encode: (o) => new StructWriter(256).cstring(0, 256, o.comment, 'comment').bytes,
+  size: 256,
+  encodeInto: (o, w) => void w.cstring(0, 256, o.comment, 'comment'),
 } satisfies ExtensionCodec<CommentOptions>);
 
 // ---- addrtype ----------------------------------------------------------------------------------
@@ -282,12 +284,12 @@ registerCodec({
     };
   },
   save: saveAddrtype,
-  encode(o) {
-    const w = new StructWriter(8);
+  size: 8,
+  encodeInto(o, w) {
     w.u16(0, addressTypeBits(o.sourceTypes?.value ?? []));
     w.u16(2, addressTypeBits(o.destinationTypes?.value ?? []));
     const flags = (o.sourceTypes?.invert ? 0x1 : 0) | (o.destinationTypes?.invert ? 0x2 : 0) | (o.limitInInterface ? 0x4 : 0) | (o.limitOutInterface ? 0x8 : 0);
-    return w.u32(4, flags).bytes;
+    w.u32(4, flags);
   },
 } satisfies ExtensionCodec<AddrtypeOptions>);
 
@@ -437,8 +439,7 @@ function bitsOf(names: string[], table: ReadonlyArray<readonly [number, string]>
 }
 
 // struct xt_conntrack_mtinfo3, as iptables 1.8.9 fills it (also for -m state, with STATE_ALIAS).
-function encodeConntrack(o: ConntrackOptions, family: IpFamily): Buffer {
-  const w = new StructWriter(164);
+function encodeConntrack(o: ConntrackOptions, w: StructWriter, family: IpFamily): void {
   let flags = 0;
   let inv = 0;
   const mark = (bit: number, n: { invert: boolean } | null) => {
@@ -449,7 +450,7 @@ function encodeConntrack(o: ConntrackOptions, family: IpFamily): Buffer {
   const address = (bit: number, offset: number, a: Negatable<string> | null) => {
     mark(bit, a);
     if (!a) return;
-    const { address, mask } = parseCidr(a.value, family);
+    const { address, mask } = cidrBytes(a.value, family);
     w.put(offset, address).put(offset + 16, mask);
   };
   const port = (bit: number, offset: number, highOffset: number, r: Negatable<PortRange> | null) => {
@@ -480,7 +481,14 @@ function encodeConntrack(o: ConntrackOptions, family: IpFamily): Buffer {
     flags |= CT.DIRECTION;
     if (o.direction === 'REPLY') inv |= CT.DIRECTION;
   }
-  return w.u16(146, flags).u16(148, inv).bytes;
+  w.u16(146, flags).u16(148, inv);
+}
+
+function cidrBytes(text: string, family: IpFamily): { address: Uint8Array; mask: Uint8Array } {
+  const size = family === 'ipv4' ? 4 : 16;
+  const b = new Uint8Array(2 * size);
+  putCidr(text, family, b, 0, b, size);
+  return { address: b.subarray(0, size), mask: b.subarray(size) };
 }
 
 for (const revision of [1, 2, 3] as const) {
@@ -491,7 +499,7 @@ for (const revision of [1, 2, 3] as const) {
     decode: (p, family) => decodeConntrack(p, family, revision),
     save: saveConntrack,
     alias: (o) => (o.stateAlias ? 'state' : 'conntrack'),
-    ...(revision === 3 ? { encode: encodeConntrack } : {}),
+    ...(revision === 3 ? { size: 164, encodeInto: encodeConntrack } : {}),
   } satisfies ExtensionCodec<ConntrackOptions>);
 }
 
@@ -530,7 +538,8 @@ registerCodec({
   revision: 1,
   decode: (p) => ({ mark: p.u32(0), mask: p.u32(4), invert: p.u8(8) !== 0 }),
   save: (o) => `${not(o.invert)} --mark ${hex(o.mark)}${o.mask === 0xffffffff ? '' : '/' + hex(o.mask)}`,
-  encode: (o) => new StructWriter(12).u32(0, o.mark).u32(4, o.mask).u8(8, o.invert ? 1 : 0).bytes,
+  size: 12,
+  encodeInto: (o, w) => void w.u32(0, o.mark).u32(4, o.mask).u8(8, o.invert ? 1 : 0),
 } satisfies ExtensionCodec<MarkMatchOptions>);
 
 // ---- multiport ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ const XTABLES_PROTOS: ReadonlyMap<number, string> = new Map([
 ]);
 
 let system: Map<number, string> | undefined;
+const byName = new Map<string, number>();
 
 function systemProtocols(): Map<number, string> {
   if (system) return system;
@@ -42,13 +43,40 @@ export function protocolName(proto: number): string | null {
 
 /** The protocol number for a name iptables accepts (`tcp`, `ipv6-icmp`, `icmpv6`, `all`) or a number. */
 export function protocolNumber(name: string | number): number {
-  if (typeof name === 'number' || /^\d+$/.test(name)) {
+  if (typeof name === 'number' || isDecimal(name)) {
     const n = Number(name);
     if (!Number.isInteger(n) || n < 0 || n > 255) throw new RangeError(`protocol ${name} is not 0-255`);
     return n;
   }
   if (name === 'all') return 0;
-  for (const [n, known] of systemProtocols()) if (known === name) return n;
-  for (const [n, known] of XTABLES_PROTOS) if (known === name) return n;
-  throw new RangeError(`unknown protocol ${JSON.stringify(name)}`);
+  const cached = byName.get(name);
+  if (cached !== undefined) return cached;
+  let found = -1;
+  for (const [n, known] of systemProtocols()) {
+    if (known === name) {
+      found = n;
+      break;
+    }
+  }
+  if (found < 0) {
+    for (const [n, known] of XTABLES_PROTOS) {
+      if (known === name) {
+        found = n;
+        break;
+      }
+    }
+  }
+  if (found < 0) throw new RangeError(`unknown protocol ${JSON.stringify(name)}`);
+  byName.set(name, found); // only names /etc/protocols or libxtables know: bounded
+  return found;
+}
+
+
+function isDecimal(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }

@@ -1,5 +1,4 @@
 // Target extensions nodenet decodes (the standard verdict/jump target is handled by the rule decoder).
-import { parseAddress } from './addresses.js';
 import { hex, registerCodec, saveString, StructWriter, type ExtensionCodec } from './extension.js';
 import type { Payload } from './payload.js';
 import type { IpFamily } from './types.js';
@@ -78,18 +77,18 @@ function saveNatFlags(o: NatOptions): string {
 }
 
 // struct nf_nat_range2, as iptables 1.8.9 writes DNAT.
-function encodeNatRange2(o: NatOptions, family: IpFamily): Buffer {
-  const w = new StructWriter(44);
+function encodeNatRange2(o: NatOptions, w: StructWriter, family: IpFamily): void {
   let flags = 0;
   if (o.addresses) {
-    const from = parseAddress(o.addresses.from, family);
-    const to = parseAddress(o.addresses.to, family);
-    if (!from || !to) throw new RangeError(`NAT address range ${o.addresses.from}-${o.addresses.to} is not ${family}`);
-    w.put(4, from).put(20, to);
+    if (!w.address(4, o.addresses.from, family) || !w.address(20, o.addresses.to, family)) {
+      throw new RangeError(`NAT address range ${o.addresses.from}-${o.addresses.to} is not ${family}`);
+    }
     flags |= NAT.MAP_IPS;
   }
   if (o.ports) {
-    for (const p of [o.ports.from, o.ports.to]) if (!Number.isInteger(p) || p < 1 || p > 0xffff) throw new RangeError(`NAT port ${p} is not 1-65535`);
+    const { from, to } = o.ports;
+    if (!Number.isInteger(from) || from < 1 || from > 0xffff) throw new RangeError(`NAT port ${from} is not 1-65535`);
+    if (!Number.isInteger(to) || to < 1 || to > 0xffff) throw new RangeError(`NAT port ${to} is not 1-65535`);
     w.be16(36, o.ports.from).be16(38, o.ports.to);
     flags |= NAT.PROTO_SPECIFIED;
     if (o.ports.base !== null) {
@@ -100,7 +99,7 @@ function encodeNatRange2(o: NatOptions, family: IpFamily): Buffer {
   if (o.random) flags |= NAT.RANDOM;
   if (o.randomFully) flags |= NAT.RANDOM_FULLY;
   if (o.persistent) flags |= NAT.PERSISTENT;
-  return w.u32(0, flags).bytes;
+  w.u32(0, flags);
 }
 
 for (const [name, option] of [['DNAT', '--to-destination'], ['SNAT', '--to-source']] as const) {
@@ -113,7 +112,7 @@ for (const [name, option] of [['DNAT', '--to-destination'], ['SNAT', '--to-sourc
     revision: 2,
     decode: (p, f) => decodeNatRange(p, f, true),
     save,
-    ...(name === 'DNAT' ? { encode: encodeNatRange2 } : {}),
+    ...(name === 'DNAT' ? { size: 44, encodeInto: encodeNatRange2 } : {}),
   } satisfies ExtensionCodec<NatOptions>);
 }
 
@@ -137,7 +136,8 @@ registerCodec({
   revision: 2,
   decode: (p) => ({ value: p.u32(0), mask: p.u32(4) }),
   save: (o) => ` --set-xmark ${hex(o.value)}/${hex(o.mask)}`,
-  encode: (o) => new StructWriter(8).u32(0, o.value).u32(4, o.mask).bytes,
+  size: 8,
+  encodeInto: (o, w) => void w.u32(0, o.value).u32(4, o.mask),
 } satisfies ExtensionCodec<MarkTargetOptions>);
 
 // ---- CT and NOTRACK ----------------------------------------------------------------------------
@@ -195,8 +195,7 @@ function saveCt(o: CtOptions): string {
 const ctAlias = (o: CtOptions) => (o.notrackAlias ? 'NOTRACK' : 'CT');
 
 // struct xt_ct_target_info_v1 (revisions 1 and 2); the kernel's conntrack pointer at the end stays zero.
-function encodeCt(o: CtOptions): Buffer {
-  const w = new StructWriter(72);
+function encodeCt(o: CtOptions, w: StructWriter): void {
   const events = (names: string[], table: string[], what: string) =>
     names.reduce((bits, n) => {
       const i = table.indexOf(n);
@@ -206,17 +205,16 @@ function encodeCt(o: CtOptions): Buffer {
   let flags = (o.notrack ? CT_FLAGS.NOTRACK : 0) | (o.notrackAlias ? CT_FLAGS.NOTRACK_ALIAS : 0) | (o.zoneFromMark ? CT_FLAGS.ZONE_MARK : 0);
   if (o.zoneDirection === 'original') flags |= CT_FLAGS.ZONE_DIR_ORIG;
   if (o.zoneDirection === 'reply') flags |= CT_FLAGS.ZONE_DIR_REPL;
-  return w
-    .u16(0, flags)
+  w.u16(0, flags)
     .u16(2, o.zone)
     .u32(4, events(o.ctEvents, CT_EVENTS, 'conntrack event'))
     .u32(8, events(o.expectationEvents, EXP_EVENTS, 'expectation event'))
     .cstring(12, 16, o.helper, 'CT helper')
-    .cstring(28, 32, o.timeout, 'CT timeout policy').bytes;
+    .cstring(28, 32, o.timeout, 'CT timeout policy');
 }
 registerCodec({ kind: 'target', name: 'CT', revision: 0, decode: (p) => decodeCt(p, false), save: saveCt, alias: ctAlias } satisfies ExtensionCodec<CtOptions>);
 registerCodec({ kind: 'target', name: 'CT', revision: 1, decode: (p) => decodeCt(p, true), save: saveCt, alias: ctAlias } satisfies ExtensionCodec<CtOptions>);
-registerCodec({ kind: 'target', name: 'CT', revision: 2, decode: (p) => decodeCt(p, true), save: saveCt, alias: ctAlias, encode: encodeCt } satisfies ExtensionCodec<CtOptions>);
+registerCodec({ kind: 'target', name: 'CT', revision: 2, decode: (p) => decodeCt(p, true), save: saveCt, alias: ctAlias, size: 72, encodeInto: encodeCt } satisfies ExtensionCodec<CtOptions>);
 
 // The original NOTRACK target (no payload), from older iptables.
 registerCodec({ kind: 'target', name: 'NOTRACK', revision: 0, decode: () => ({}), save: () => '' } satisfies ExtensionCodec<Record<string, never>>);

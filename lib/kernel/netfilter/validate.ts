@@ -55,18 +55,31 @@ export function validateTableState(state: TableState, ownedPrefix: string): void
     visit(j.rule.target.chain, j.chain, []);
   }
 
-  const check = (where: string, r: RuleSpec, reach: Set<string>) => validateRule(state, where, r, reach, owned);
-  for (const j of state.jumps) check(`${state.table} ${j.chain} (jump)`, j.rule, new Set([j.chain]));
-  for (const [name, rules] of owned) rules.forEach((r, i) => check(`${state.table} ${name} rule ${i + 1}`, r, hooks.get(name)!));
+  for (const j of state.jumps) validateRule(state, j.chain, -1, j.rule, new Set([j.chain]), owned);
+  for (const [name, rules] of owned) {
+    const reach = hooks.get(name)!;
+    for (let i = 0; i < rules.length; i++) validateRule(state, name, i, rules[i]!, reach, owned);
+  }
 }
 
-function validateRule(state: TableState, where: string, r: RuleSpec, reach: Set<string>, owned: Map<string, RuleSpec[]>): void {
-  const fail = (why: string): never => {
-    throw new RuleValidationError(`${where}: ${why}`);
-  };
+// Where a rule is, built only for a failure: a jump (index -1) or an owned chain's rule.
+function failAt(state: TableState, chain: string, index: number, why: string): never {
+  throw new RuleValidationError(`${state.table} ${chain} ${index < 0 ? '(jump)' : `rule ${index + 1}`}: ${why}`);
+}
+
+// Whether s may be longer than max bytes in UTF-8 (at most 3 per UTF-16 unit); Buffer.byteLength only then.
+function longerThan(s: string, max: number): boolean {
+  return s.length > max || (s.length * 3 > max && Buffer.byteLength(s) > max);
+}
+
+function validateRule(state: TableState, chain: string, index: number, r: RuleSpec, reach: Set<string>, owned: Map<string, RuleSpec[]>): void {
+  const fail = (why: string): never => failAt(state, chain, index, why);
   const only = (allowed: string[], what: string) => {
-    const bad = [...reach].filter((h) => !allowed.includes(h));
-    if (bad.length) fail(`${what} is valid only from ${allowed.join('/')}, but ${bad.join('/')} reach this rule`);
+    for (const hook of reach) {
+      if (allowed.includes(hook)) continue;
+      const bad = [...reach].filter((h) => !allowed.includes(h));
+      fail(`${what} is valid only from ${allowed.join('/')}, but ${bad.join('/')} reach this rule`);
+    }
   };
   let proto: number | null = null;
   try {
@@ -80,13 +93,13 @@ function validateRule(state: TableState, where: string, r: RuleSpec, reach: Set<
   if (r.fragment && state.family !== 'ipv4') fail('-f exists only for IPv4');
 
   for (const m of r.matches ?? []) {
-    if (Buffer.byteLength(m.name) > 28) fail(`match name ${m.name} is too long`);
+    if (longerThan(m.name, 28)) fail(`match name ${m.name} is too long`);
     if (m.name === 'tcp' || m.name === 'udp') {
       if (positiveProto !== protocolNumber(m.name)) fail(`-m ${m.name} needs -p ${m.name}`);
     }
     if (m.name === 'comment') {
       const c = options<{ comment: string }>(m);
-      if (c && Buffer.byteLength(c.comment) > 255) fail('a comment holds at most 255 bytes');
+      if (c && longerThan(c.comment, 255)) fail('a comment holds at most 255 bytes');
     }
     if (m.name === 'addrtype') {
       const a = options<{ limitInInterface: boolean; limitOutInterface: boolean }>(m);
