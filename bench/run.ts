@@ -1,71 +1,81 @@
 // `npm run bench`: nodenet against the other ways of programming the same kernel state, measured in
 // one run on one machine, reported as medians and ratios (bench/RESULTS.md). Needs root (it makes
 // network namespaces, and touches nothing outside them).
-import { execFileSync } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
+//
+// Knobs (environment):
+//   BENCH_SERVICES  Service counts for rule programming, default "100,1000,10000"
+//   BENCH_REPS      repetitions per cell, default 7 (the issue's targets are medians of ≥ 7)
+//   BENCH_ONLY      comma list of sections to run: rules, agent, shaping (default all)
+// Exits non-zero when any section lists a failure (methods that ended with different rules, a
+// missed target), after writing RESULTS.md with the failures in it.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { packageRoot } from '../lib/kernel/native.js';
-import { ruleProgramming, type Sample } from './rules.js';
+import { machine, type BenchSection } from './report.js';
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const ms = (v: number) => (v < 10 ? v.toFixed(2) : v.toFixed(1));
+const SECTIONS = ['rules', 'agent', 'shaping'] as const;
+type SectionKey = (typeof SECTIONS)[number];
 
-function machine(): string {
-  const kernel = execFileSync('uname', ['-r']).toString().trim();
-  return `${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${kernel}, Node ${process.versions.node}`;
+/** A section may carry lines for the summary at the top of RESULTS.md. */
+type Reported = BenchSection & { headline?: string[] };
+
+function knobs(): { counts: number[]; reps: number; only: Set<SectionKey> } {
+  const counts = (process.env.BENCH_SERVICES ?? '100,1000,10000').split(',').map((s) => Number(s.trim()));
+  if (counts.length === 0 || counts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`BENCH_SERVICES must be a comma list of positive integers, not ${JSON.stringify(process.env.BENCH_SERVICES)}`);
+  const reps = Number(process.env.BENCH_REPS ?? 7);
+  if (!Number.isInteger(reps) || reps < 1) throw new Error(`BENCH_REPS must be a positive integer, not ${JSON.stringify(process.env.BENCH_REPS)}`);
+  const only = new Set<SectionKey>();
+  for (const key of (process.env.BENCH_ONLY ?? SECTIONS.join(',')).split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (!(SECTIONS as readonly string[]).includes(key)) throw new Error(`BENCH_ONLY: unknown section ${JSON.stringify(key)} (known: ${SECTIONS.join(', ')})`);
+    only.add(key as SectionKey);
+  }
+  return { counts, reps, only };
 }
 
 async function main(): Promise<number> {
-  const counts = (process.env.BENCH_SERVICES ?? '100,1000').split(',').map(Number);
-  const reps = Number(process.env.BENCH_REPS ?? 7);
-  const { samples, mismatches } = await ruleProgramming(counts, reps);
-
-  const find = (scenario: string, backend: string, background: string, operation: string) =>
-    samples.find((s) => s.scenario === scenario && s.backend === backend && s.background === background && s.operation === operation);
-  const rows: string[] = [
-    '| Services | operation | backend | empty node (ms) | 20,000 foreign rules (ms) | foreign / empty |',
-    '|---:|---|---|---:|---:|---:|',
-  ];
-  const failures: string[] = [...mismatches];
-  for (const n of counts) {
-    for (const operation of ['cold apply', 'no-change resync', 'one-Service change']) {
-      for (const backend of ['iptables-legacy', 'nftables']) {
-        const empty = find(`${n} Services`, backend, 'empty', operation) as Sample;
-        const full = find(`${n} Services`, backend, '20,000 foreign', operation) as Sample;
-        const ratio = median(full.ms) / median(empty.ms);
-        rows.push(`| ${n} | ${operation} | ${backend} | ${ms(median(empty.ms))} | ${ms(median(full.ms))} | ${ratio.toFixed(2)} |`);
-        // nf_tables batches touch only nodenet's table, so 20,000 rules elsewhere must not make a
-        // one-Service change dearer (a whole-table replacement, as libiptc does, would).
-        if (backend === 'nftables' && operation === 'one-Service change' && ratio > 1.5) {
-          failures.push(`nftables one-Service change at ${n} Services costs ${ratio.toFixed(2)}× in a node with 20,000 foreign rules`);
-        }
-      }
+  const { counts, reps, only } = knobs();
+  const started = Date.now();
+  const sections: Reported[] = [];
+  const run = async (key: SectionKey, fn: () => Promise<Reported[]>) => {
+    if (!only.has(key)) return;
+    const t0 = Date.now();
+    try {
+      sections.push(...(await fn()));
+    } catch (e) {
+      // A section that cannot finish is a failure of the run, not a reason to lose the others.
+      process.stderr.write(`bench: ${key}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      sections.push({ title: `${key} (did not finish)`, lines: [], failures: [`${key}: ${e instanceof Error ? e.message : String(e)}`] });
     }
-  }
+    process.stderr.write(`bench: ${key} took ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+  };
+  // Imported only when asked for, so that one section runs alone without loading the others.
+  await run('rules', async () => (await import('./rules.js')).rulesBenchmarks({ counts, reps }));
+  await run('agent', async () => (await import('./agent.js')).agentBenchmarks({ reps }));
+  await run('shaping', async () => (await import('./shaping-overlays.js')).shapingOverlayBenchmarks());
+
+  const failures = sections.flatMap((s) => s.failures.map((f) => `${s.title}: ${f}`));
+  const headline = sections.flatMap((s) => s.headline ?? []);
   const report = [
     '# nodenet benchmarks',
     '',
-    `Machine: ${machine()}. ${reps} repetitions per cell, each in a fresh network namespace; medians.`,
+    `Machine: ${machine()}.`,
+    `Run: \`BENCH_SERVICES=${counts.join(',')} BENCH_REPS=${reps} BENCH_ONLY=${[...only].join(',')}\`, ${((Date.now() - started) / 60000).toFixed(1)} min, ${new Date().toISOString().slice(0, 10)}.`,
+    'Each scenario in fresh network namespaces; medians of the repetitions.',
     '',
-    '## Rule programming: the External-IP fix (4 rules per LoadBalancer Service)',
+    ...(headline.length ? ['## Summary', '', ...headline.map((h) => `- ${h}`), ''] : []),
+    failures.length ? `**${failures.length} failure${failures.length === 1 ? '' : 's'}** (listed at the end): this run does not meet its checks.` : 'All checks passed: every method ended with the same rules, every target met.',
     '',
-    'The foreign rules live in the same backend as nodenet\'s (legacy nat for iptables-legacy, an',
-    '`ip kube-proxy` table for nftables), 2,000 chains of 10 rules, as kube-proxy leaves them.',
-    '',
-    ...rows,
-    '',
-    ...(failures.length ? ['**Failures:**', '', ...failures.map((f) => `- ${f}`), ''] : []),
+    ...sections.flatMap((s) => [`## ${s.title}`, '', ...s.lines, '', ...(s.failures.length ? ['**Failures:**', '', ...s.failures.map((f) => `- ${f}`), ''] : [])]),
+    ...(failures.length ? ['## Failures', '', ...failures.map((f) => `- ${f}`), ''] : []),
   ].join('\n');
   process.stdout.write(report);
   writeFileSync(join(packageRoot(), 'bench', 'RESULTS.md'), report);
-  for (const f of failures) process.stderr.write(`bench: ${f}\n`);
+  for (const f of failures) process.stderr.write(`bench: FAILED: ${f}\n`);
   return failures.length ? 1 : 0;
 }
 
-process.exitCode = await main();
+process.exitCode = await main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return 2;
+});
