@@ -15,7 +15,6 @@
 // the rate last asked, an FDB that is not exactly the expected peers, methods that disagree) is a
 // failure line, so bench/run.ts exits non-zero.
 import { execFile } from 'node:child_process';
-import { Agent as HttpsAgent, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,11 +22,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CoreV1Api,
   CustomObjectsApi,
-  Observable,
   PatchStrategy,
   setHeaderOptions,
-  type ConfigurationOptions,
-  type KubeConfig,
   type V1Node,
 } from '@kubernetes/client-node';
 
@@ -36,7 +32,7 @@ import { packageRoot } from '../lib/kernel/native.js';
 import { bandwidthTbf } from '../lib/model/shaping/bandwidth.js';
 import { applyAgentRbac, startAgent, type AgentProcess, type LogLine } from '../test/helpers/agent.js';
 import { startCluster, type ClusterTest, type TestCluster } from '../test/helpers/cluster.js';
-import { kubeFixture } from '../test/helpers/kube.js';
+import { connectionReuse, kubeFixture } from '../test/helpers/kube.js';
 import { makeNetns, type TestNetns } from '../test/helpers/netns.js';
 import { podSandbox, type PodSandbox } from '../test/helpers/shaping.js';
 import { median, ms, percentile, type BenchSection } from './report.js';
@@ -144,28 +140,6 @@ function forked(cmd: string, args: string[], input?: string): Promise<void> {
   });
 }
 
-/** One keep-alive HTTPS agent for a client's requests (client-node opens a connection per request otherwise). */
-async function keepAlive(kc: KubeConfig, sockets: number): Promise<{ options: ConfigurationOptions; close(): void }> {
-  const tls: RequestOptions = {};
-  await kc.applyToHTTPSOptions(tls);
-  const agent = new HttpsAgent({ keepAlive: true, maxSockets: sockets, ca: tls.ca, cert: tls.cert, key: tls.key });
-  return {
-    options: {
-      middleware: [
-        {
-          pre: (context) => {
-            context.setAgent(agent);
-            return new Observable(Promise.resolve(context));
-          },
-          post: (response) => new Observable(Promise.resolve(response)),
-        },
-      ],
-      middlewareMergeStrategy: 'append',
-    },
-    close: () => agent.destroy(),
-  };
-}
-
 /** Runs `fn` over `items` with at most `concurrency` in flight. */
 async function inParallel<T>(items: T[], concurrency: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -239,8 +213,8 @@ async function shapingScenario(cluster: TestCluster, podCount: number, changes: 
     const agent = await startAgent(t, { cluster, netns: node, env: { NODE_NAME: nodeName, RESYNC_PERIOD: '60s', NODENET_LOG_LEVEL: 'info' } });
     await agent.ready();
 
-    const client = await keepAlive(cluster.kc, 1);
-    t.teardown(() => client.close());
+    const client = await connectionReuse(cluster.kc, 1);
+    t.teardown(() => client.agent.destroy());
     const patchOptions = setHeaderOptions('Content-Type', PatchStrategy.MergePatch, client.options);
     const annotate = (pod: string, annotations: Record<string, string>) =>
       k.core.patchNamespacedPod({ name: pod, namespace: k.namespace, body: { metadata: { annotations } } }, patchOptions);
@@ -440,8 +414,8 @@ async function overlayRep(cluster: TestCluster, rep: number, nodeCount: number, 
     t.teardown(async () => {
       for (const o of objects) await custom.deleteClusterCustomObject({ ...GROUP, plural: 'links', name: o.metadata.name }).catch(() => undefined);
     });
-    const client = await keepAlive(cluster.kc, 32);
-    t.teardown(() => client.close());
+    const client = await connectionReuse(cluster.kc, 32);
+    t.teardown(() => client.agent.destroy());
     const created = new Set<string>();
     t.teardown(async () => {
       await inParallel([...created], 32, async (name) => {

@@ -10,27 +10,11 @@ import { startCluster } from '../helpers/cluster.js';
 import { repoRoot } from '../helpers/dist.js';
 import { kubeFixture } from '../helpers/kube.js';
 import type { TestNetns } from '../helpers/netns.js';
-import { iptablesRestore } from '../helpers/witness.js';
+import { iptablesRestore, legacyRulesets } from '../helpers/witness.js';
 
 const cluster = await startCluster(t);
 await applyAgentRbac(cluster);
 
-/**
- * Both families' rulesets, counters left out (traffic is not what is compared), and tables with
- * no rule and no chain of their own too: an empty table is no rule of anyone's.
- */
-async function everything(netns: TestNetns): Promise<string> {
-  const dump = async (tool: string) =>
-    (await netns.exec(tool, []))
-      .split('\n')
-      .filter((l) => !l.startsWith('#'))
-      .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
-      .join('\n')
-      .split(/(?=^\*)/m)
-      .filter((table) => /^-A |^:\S+ -$/m.test(table))
-      .join('');
-  return (await dump('iptables-legacy-save')) + (await dump('ip6tables-legacy-save'));
-}
 
 const FIXES = { PROXY_MODE: 'ipvs', RULE_EXTERNAL_CLUSTER_ENABLE: 'true', NET_STACK: 'ipv4,ipv6', POD_CIDR_IPV6: 'fd00:10:244:1::/64' };
 
@@ -41,7 +25,7 @@ t.test('diff prints the pending changes and changes nothing', async (t) => {
   await k.setLoadBalancerIngress('web', [{ ip: '203.0.113.60' }]);
   const env = { ...FIXES, NODE_NAME: node.name, KUBECONFIG: agentKubeconfig(cluster), NODENET_LOCK_FILE: lockFileFor(t) };
 
-  const before = await everything(node.netns);
+  const before = await legacyRulesets(node.netns);
   const diff = await runNodenet(['diff', '--netns', node.netns.path], env);
   t.equal(diff.code, 0, diff.stderr);
   // A node that never had iptables rules: tables to create, described without instantiating them.
@@ -49,17 +33,17 @@ t.test('diff prints the pending changes and changes nothing', async (t) => {
   t.match(diff.stdout, /^ipv4 nat:\n  create table nat\n  create chain NODENET-EXTERNAL-HOST\n  create chain NODENET-EXTERNAL-PODS\n  chain NODENET-EXTERNAL-HOST: add 2 rules at position 1\n  chain NODENET-EXTERNAL-PODS: add 2 rules at position 1\n/m);
   t.match(diff.stdout, /^ipv4 raw: no changes$/m);
   t.match(diff.stdout, /^ipv6 filter:\n  create table filter\n  create chain NODENET-DROP-INVALID/m);
-  t.equal(await everything(node.netns), before, 'the kernel is unchanged');
+  t.equal(await legacyRulesets(node.netns), before, 'the kernel is unchanged');
   const tables = await node.netns.exec('cat', ['/proc/net/ip_tables_names']);
   t.equal(tables, '', 'not even an empty table was created');
 
   // Where the tables exist, the kernel layer's own diff speaks.
   await node.netns.exec('iptables-legacy', ['-t', 'nat', '-N', 'NODENET-EXTERNAL-PODS']);
   await node.netns.exec('iptables-legacy', ['-t', 'nat', '-A', 'NODENET-EXTERNAL-PODS', '-j', 'RETURN']);
-  const partial = await everything(node.netns);
+  const partial = await legacyRulesets(node.netns);
   const second = await runNodenet(['diff', '--netns', node.netns.path], env);
   t.match(second.stdout, /^ipv4 nat:\n  create chain NODENET-EXTERNAL-HOST\n  chain NODENET-EXTERNAL-HOST: add 2 rules at position 1\n  chain NODENET-EXTERNAL-PODS: replace 1 rule at position 1 of 1 with 2 rules\n/m);
-  t.equal(await everything(node.netns), partial, 'and changes nothing either');
+  t.equal(await legacyRulesets(node.netns), partial, 'and changes nothing either');
 
   const json = JSON.parse((await runNodenet(['diff', '--netns', node.netns.path, '--json'], env)).stdout) as { proxyMode: string; tables: Array<{ family: string; table: string; changes: string[] }> };
   t.equal(json.proxyMode, 'ipvs');
@@ -86,12 +70,12 @@ t.test('cleanup removes what nodenet owns and nothing else', async (t) => {
     spec: { ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'] },
   });
   await k.setLoadBalancerIngress('web', [{ ip: '203.0.113.61' }, { ip: '2001:db8::61' }]);
-  const before = await everything(node.netns);
+  const before = await legacyRulesets(node.netns);
   const lockFile = lockFileFor(t);
 
   const agent = await startAgent(t, { cluster, netns: node.netns, lockFile, env: { ...FIXES, NODE_NAME: node.name } });
   await agent.ready();
-  const installed = await everything(node.netns);
+  const installed = await legacyRulesets(node.netns);
   t.match(installed, /-A NODENET-EXTERNAL-PODS -s 10\.244\.1\.0\/24 -d 203\.0\.113\.61\/32/);
   t.match(installed, /-A NODENET-EXTERNAL-PODS -s fd00:10:244:1::\/64 -d 2001:db8::61\/128/);
 
@@ -104,7 +88,7 @@ t.test('cleanup removes what nodenet owns and nothing else', async (t) => {
   t.equal(cleanup.code, 0, cleanup.stderr);
   t.match(cleanup.stdout, /^ipv4 nat:\n(  .*\n)*  delete chain NODENET-EXTERNAL-PODS\n/m);
   t.match(cleanup.stdout, /^ipv6 filter:\n(  .*\n)*  delete jump INPUT -> NODENET-DROP-INVALID/m);
-  t.equal(await everything(node.netns), before, 'exactly the rules from before the agent ran');
+  t.equal(await legacyRulesets(node.netns), before, 'exactly the rules from before the agent ran');
   const again = await runNodenet(['cleanup', '--netns', node.netns.path], { NODENET_LOCK_FILE: lockFile });
   t.equal(again.stdout, "nothing of nodenet's was left\n", 'a second cleanup has nothing to do');
 });

@@ -23,7 +23,7 @@ import { run } from '../helpers/exec.js';
 import { eventually, kubeFixture, type KubeFixture } from '../helpers/kube.js';
 import { makeNetns, type TestNetns } from '../helpers/netns.js';
 import { podSandbox } from '../helpers/shaping.js';
-import { iptablesRestore } from '../helpers/witness.js';
+import { iptablesRestore, legacyRulesets } from '../helpers/witness.js';
 
 const cluster = await startCluster(t);
 await applyAgentRbac(cluster);
@@ -92,19 +92,6 @@ function manifestCleanup(node: TestNetns, lockFile: string) {
 
 // --- witnesses ---
 
-/** Both families' legacy rulesets without counters; tables with no rule and no chain of their own left out. */
-async function legacyRules(ns: TestNetns): Promise<string> {
-  const dump = async (tool: string) =>
-    (await ns.exec(tool, []))
-      .split('\n')
-      .filter((l) => !l.startsWith('#'))
-      .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
-      .join('\n')
-      .split(/(?=^\*)/m)
-      .filter((table) => /^-A |^:\S+ -$/m.test(table))
-      .join('');
-  return (await dump('iptables-legacy-save')) + (await dump('ip6tables-legacy-save'));
-}
 
 /** `nft list ruleset`, counters left out. */
 async function nftRuleset(ns: TestNetns): Promise<string> {
@@ -144,7 +131,7 @@ interface NodeState {
   podQdiscs: string[];
 }
 async function state(node: TestNetns, pod?: TestNetns): Promise<NodeState> {
-  return { legacy: await legacyRules(node), nft: await nftRuleset(node), links: await links(node), nodeQdiscs: await qdiscs(node), podQdiscs: pod ? await qdiscs(pod) : [] };
+  return { legacy: await legacyRulesets(node), nft: await nftRuleset(node), links: await links(node), nodeQdiscs: await qdiscs(node), podQdiscs: pod ? await qdiscs(pod) : [] };
 }
 
 const OWNED_QDISC = / (6e6e|6e6f): /;

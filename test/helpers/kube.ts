@@ -179,7 +179,7 @@ export async function kubeFixture(t: FixtureTest, cluster: TestCluster): Promise
 // client-node gives every request a new https.Agent, so each one pays for its own TCP and TLS
 // handshake; in bulk that halves the rate. A middleware runs after the credentials are applied and
 // may swap in one keep-alive agent with the same TLS material.
-async function connectionReuse(kc: KubeConfig, sockets: number): Promise<{ options: ConfigurationOptions; agent: Agent }> {
+export async function connectionReuse(kc: KubeConfig, sockets: number): Promise<{ options: ConfigurationOptions; agent: Agent }> {
   const tls: RequestOptions = {};
   await kc.applyToHTTPSOptions(tls);
   const agent = new Agent({ keepAlive: true, maxSockets: sockets, ca: tls.ca, cert: tls.cert, key: tls.key });

@@ -13,6 +13,23 @@ export async function iptablesSave(ns: TestNetns, family: IpFamily, table: strin
     .join('\n');
 }
 
+/**
+ * Both families' whole legacy rulesets, counters left out (traffic is not what is compared), and
+ * tables with no rule and no chain of their own too: an empty table is no rule of anyone's.
+ */
+export async function legacyRulesets(ns: TestNetns): Promise<string> {
+  const dump = async (tool: string) =>
+    (await ns.exec(tool, []))
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
+      .join('\n')
+      .split(/(?=^\*)/m)
+      .filter((table) => /^-A |^:\S+ -$/m.test(table))
+      .join('');
+  return (await dump('iptables-legacy-save')) + (await dump('ip6tables-legacy-save'));
+}
+
 /** Feeds a dump to `iptables-legacy-restore` in the namespace. */
 export async function iptablesRestore(ns: TestNetns, family: IpFamily, dump: string): Promise<void> {
   const tool = family === 'ipv4' ? 'iptables-legacy-restore' : 'ip6tables-legacy-restore';
