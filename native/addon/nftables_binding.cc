@@ -215,6 +215,7 @@ class NftDumpJob : public Job {
   Napi::Value Result(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
     out.Set("generation", Napi::Number::New(env, dump_.generation));
+    out.Set("netnsCookie", Napi::BigInt::New(env, dump_.netns_cookie));
     Napi::Array tables = Napi::Array::New(env, dump_.tables.size());
     for (size_t i = 0; i < dump_.tables.size(); ++i) {
       const NftTable& t = dump_.tables[i];
@@ -283,7 +284,54 @@ Napi::Value NftDumpBinding(const Napi::CallbackInfo& info) {
   return PoolOf(env).Submit(env, std::make_unique<NftDumpJob>(env, netns, std::move(request)));
 }
 
-// nftCommit({generation, ops}, netns?): Promise<void>
+class NftGenerationJob : public Job {
+ public:
+  NftGenerationJob(Napi::Env env, std::string netns) : Job(env, "nft.generation", std::move(netns)) {}
+
+ protected:
+  void Execute() override { generation_ = ReadNftGeneration(); }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("generation", Napi::Number::New(env, generation_.generation));
+    out.Set("netnsCookie", Napi::BigInt::New(env, generation_.netns_cookie));
+    return out;
+  }
+
+ private:
+  NftGeneration generation_;
+};
+
+// nftGeneration(netns?): Promise<{generation, netnsCookie}>
+Napi::Value NftGenerationBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string netns = NetnsArgument(info, 0, "nftGeneration");
+  return PoolOf(env).Submit(env, std::make_unique<NftGenerationJob>(env, netns));
+}
+
+class NftCommitJob : public Job {
+ public:
+  NftCommitJob(Napi::Env env, std::string netns, NftCommitRequest request)
+      : Job(env, "nft.commit", std::move(netns)), request_(std::move(request)) {}
+
+ protected:
+  void Execute() override { result_ = CommitNftables(request_); }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array handles = Napi::Array::New(env, result_.handles.size());
+    for (size_t i = 0; i < result_.handles.size(); ++i) handles.Set(i, Napi::BigInt::New(env, result_.handles[i]));
+    out.Set("handles", handles);
+    out.Set("netnsCookie", Napi::BigInt::New(env, result_.netns_cookie));
+    return out;
+  }
+
+ private:
+  NftCommitRequest request_;
+  NftCommitResult result_;
+};
+
+// nftCommit({generation, ops, echo?}, netns?): Promise<{handles, netnsCookie}>
 Napi::Value NftCommitBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string fn = "nftCommit";
@@ -292,12 +340,17 @@ Napi::Value NftCommitBinding(const Napi::CallbackInfo& info) {
   if (!Absent(o.Get("generation"))) {
     request.generation = static_cast<uint32_t>(IntegerOf(o.Get("generation"), fn, "request.generation", 0, std::numeric_limits<uint32_t>::max()));
   }
+  Napi::Value echo = o.Get("echo");
+  if (!Absent(echo)) {
+    if (!echo.IsBoolean()) TypeError(env, fn, "request.echo", "must be a boolean");
+    request.echo = echo.As<Napi::Boolean>().Value();
+  }
   Napi::Value ops = o.Get("ops");
   if (!ops.IsArray()) TypeError(env, fn, "request.ops", "must be an array");
   Napi::Array list = ops.As<Napi::Array>();
   for (uint32_t i = 0; i < list.Length(); ++i) request.ops.push_back(OpOf(list.Get(i), fn, "request.ops[" + std::to_string(i) + "]"));
   std::string netns = NetnsArgument(info, 1, "nftCommit");
-  return PoolOf(env).Submit(env, std::make_unique<RequestJob<NftCommitRequest>>(env, "nft.commit", netns, CommitNftables, std::move(request)));
+  return PoolOf(env).Submit(env, std::make_unique<NftCommitJob>(env, netns, std::move(request)));
 }
 
 }  // namespace
@@ -305,6 +358,7 @@ Napi::Value NftCommitBinding(const Napi::CallbackInfo& info) {
 void RegisterNftables(Napi::Env env, Napi::Object exports) {
   exports.Set("nftDump", Napi::Function::New(env, NftDumpBinding, "nftDump"));
   exports.Set("nftCommit", Napi::Function::New(env, NftCommitBinding, "nftCommit"));
+  exports.Set("nftGeneration", Napi::Function::New(env, NftGenerationBinding, "nftGeneration"));
 }
 
 }  // namespace nodenet

@@ -30,6 +30,11 @@
 #include "error.h"
 #include "extack.h"
 
+// Linux 5.14; C libraries older than their kernel headers lack it.
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
 namespace nodenet {
 
 namespace {
@@ -299,6 +304,16 @@ class NftSocket {
   int fd() const { return mnl_socket_get_fd(sock_.get()); }
   uint32_t NextSeq() { return ++seq_; }
 
+  // The cookie of the netns the socket was opened in (see NftGeneration).
+  uint64_t NetnsCookie() const {
+    uint64_t cookie = 0;
+    socklen_t len = sizeof cookie;
+    if (getsockopt(fd(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) {
+      Fail("cannot read the network namespace's cookie (SO_NETNS_COOKIE needs Linux 5.14 or later)");
+    }
+    return cookie;
+  }
+
   // Throws errno (read first: building the message may change it) with what failed.
   [[noreturn]] void Fail(const char* what) const {
     int err = errno;
@@ -430,6 +445,19 @@ void ForEachAttr(const void* start, size_t len, F fn) {
 std::string AttrString(const nlattr* attr) {
   const char* p = static_cast<const char*>(mnl_attr_get_payload(attr));
   return std::string(p, strnlen(p, mnl_attr_get_payload_len(attr)));
+}
+
+// The NFTA_RULE_HANDLE of a rule message, if it has one.
+std::optional<uint64_t> RuleHandle(const nlmsghdr* nlh) {
+  const size_t header = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
+  if (nlh->nlmsg_len < header) return std::nullopt;
+  std::optional<uint64_t> handle;
+  ForEachAttr(reinterpret_cast<const char*>(nlh) + header, nlh->nlmsg_len - header, [&](const nlattr* attr) {
+    if (mnl_attr_get_type(attr) == NFTA_RULE_HANDLE && mnl_attr_get_payload_len(attr) == sizeof(uint64_t)) {
+      handle = be64toh(mnl_attr_get_u64(attr));
+    }
+  });
+  return handle;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -744,8 +772,8 @@ Owned<nftnl_expr> BuildExpr(const NftExpr& in, const std::string& object) {
   return e;
 }
 
-// Appends one op's message (every one asks for an ack) to the batch.
-void AppendOp(nftnl_batch* batch, const NftOp& op, uint32_t seq, const std::string& object) {
+// Appends one op's message (every one asks for an ack; with echo, an addRule also for its echo).
+void AppendOp(nftnl_batch* batch, const NftOp& op, uint32_t seq, bool echo, const std::string& object) {
   char* buf = static_cast<char*>(nftnl_batch_buffer(batch));
   const uint16_t family = static_cast<uint16_t>(op.family);
   switch (op.kind) {
@@ -804,7 +832,8 @@ void AppendOp(nftnl_batch* batch, const NftOp& op, uint32_t seq, const std::stri
       }
       for (const NftExpr& e : op.exprs) nftnl_rule_add_expr(r.get(), BuildExpr(e, object).release());
       // APPEND with a position: after that rule; without: at the end of the chain.
-      nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWRULE, family, NLM_F_APPEND | NLM_F_CREATE | NLM_F_ACK, seq);
+      const uint16_t flags = static_cast<uint16_t>(NLM_F_APPEND | NLM_F_CREATE | NLM_F_ACK | (echo ? NLM_F_ECHO : 0));
+      nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_NEWRULE, family, flags, seq);
       nftnl_rule_nlmsg_build_payload(nlh, r.get());
       break;
     }
@@ -873,18 +902,35 @@ NftDump DumpNftables(const NftDumpRequest& request) {
   if (request.family != NFPROTO_UNSPEC) object += " " + NftFamilyName(request.family);
   if (request.table) object += " table " + *request.table;
   NftSocket sock(object);
+  const uint64_t cookie = sock.NetnsCookie();
   NftDump out;
   for (int attempt = 0; attempt < kMaxNftDumpAttempts; ++attempt) {
-    if (TryDump(sock, request, out)) return out;
+    if (TryDump(sock, request, out)) {
+      out.netns_cookie = cookie;
+      return out;
+    }
   }
   throw KernelError(EINTR, object,
                     "the ruleset changed during each of " + std::to_string(kMaxNftDumpAttempts) + " attempts to read it");
 }
 
-void CommitNftables(const NftCommitRequest& request) {
+NftGeneration ReadNftGeneration() {
+  NftSocket sock("ruleset generation");
+  NftGeneration out;
+  out.netns_cookie = sock.NetnsCookie();
+  out.generation = ReadGeneration(sock);
+  return out;
+}
+
+NftCommitResult CommitNftables(const NftCommitRequest& request) {
   const size_t n = request.ops.size();
-  if (n == 0) return;  // an empty batch would only bump the generation
   const std::string batch_object = "nftables batch of " + std::to_string(n) + (n == 1 ? " op" : " ops");
+  NftCommitResult result;
+  if (n == 0) {
+    // An empty batch would only bump the generation: nothing is sent.
+    result.netns_cookie = NftSocket(batch_object).NetnsCookie();
+    return result;
+  }
 
   // Objects for error messages, and the largest message the batch pages must hold.
   std::vector<std::string> objects;
@@ -902,6 +948,8 @@ void CommitNftables(const NftCommitRequest& request) {
   }
 
   NftSocket sock(batch_object);
+  // Read before the send: once the batch is applied, nothing may fail for want of it.
+  result.netns_cookie = sock.NetnsCookie();
   const size_t overrun = std::max<size_t>(largest, kRequestBufferSize);
   auto batch = Check(nftnl_batch_alloc(static_cast<uint32_t>(std::max<size_t>(overrun, 128 * 1024)), static_cast<uint32_t>(overrun)),
                      batch_object, "a batch");
@@ -911,7 +959,18 @@ void CommitNftables(const NftCommitRequest& request) {
   if (request.generation) mnl_attr_put_u32(begin, NFNL_BATCH_GENID, htonl(*request.generation));
   if (nftnl_batch_update(batch.get()) < 0) throw KernelError(ENOMEM, batch_object, "cannot grow the batch");
   const uint32_t first_op_seq = begin_seq + 1;
-  for (size_t i = 0; i < n; ++i) AppendOp(batch.get(), request.ops[i], sock.NextSeq(), objects[i]);
+  // With echo, rule_slot maps an addRule op's index to its place in result.handles.
+  std::vector<size_t> rule_slot;
+  if (request.echo) {
+    rule_slot.assign(n, SIZE_MAX);
+    for (size_t i = 0; i < n; ++i) {
+      if (request.ops[i].kind != NftOpKind::kAddRule) continue;
+      rule_slot[i] = result.handles.size();
+      result.handles.push_back(0);
+    }
+  }
+  const size_t rules = result.handles.size();
+  for (size_t i = 0; i < n; ++i) AppendOp(batch.get(), request.ops[i], sock.NextSeq(), request.echo, objects[i]);
   nftnl_batch_end(static_cast<char*>(nftnl_batch_buffer(batch.get())), sock.NextSeq());
   if (nftnl_batch_update(batch.get()) < 0) throw KernelError(ENOMEM, batch_object, "cannot grow the batch");
 
@@ -920,15 +979,19 @@ void CommitNftables(const NftCommitRequest& request) {
   nftnl_batch_iovec(batch.get(), iov.data(), static_cast<uint32_t>(pages));
   size_t total = 0;
   for (const iovec& v : iov) total += v.iov_len;
-  // The whole batch is one datagram, and every ack is queued before the send returns: both
-  // buffers must hold all of it (the kernel counts about 1 KiB per queued ack).
+  // The whole batch is one datagram, and every ack (and echo) is queued before the send returns:
+  // both buffers must hold all of it (the kernel counts about 1 KiB per queued ack; an echoed rule
+  // is about as large as the message that created it).
   sock.GrowBuffer(SO_SNDBUFFORCE, SO_SNDBUF, total + 64 * 1024);
-  sock.GrowBuffer(SO_RCVBUFFORCE, SO_RCVBUF, n * 2048 + 128 * 1024);
+  sock.GrowBuffer(SO_RCVBUFFORCE, SO_RCVBUF, (request.echo ? total : 0) + n * 2048 + 128 * 1024);
   sock.SendIov(iov.data(), iov.size());
 
   std::optional<OpFailure> failure;
   size_t acked = 0;
-  while (acked < n) {
+  std::vector<bool> echoed(rules, false);
+  size_t echoes = 0;
+  // The kernel sends the echoes as it commits, before the acks; a failed batch echoes nothing.
+  while (acked < n || (!failure && echoes < rules)) {
     size_t len;
     try {
       // The kernel runs the whole batch inside the send, so every answer is already queued: one
@@ -936,16 +999,36 @@ void CommitNftables(const NftCommitRequest& request) {
       len = sock.Receive(false);
     } catch (const KernelError& e) {
       if (e.err() == ENOBUFS) {
-        throw KernelError(ENOBUFS, batch_object, "acknowledgements were lost (receive buffer overrun): whether the batch was applied is unknown");
+        throw KernelError(ENOBUFS, batch_object,
+                          std::string(request.echo ? "acknowledgements or echoed rules" : "acknowledgements") +
+                              " were lost (receive buffer overrun): whether the batch was applied is unknown");
+      }
+      if ((e.err() == EAGAIN || e.err() == EWOULDBLOCK) && acked < n) {
+        throw KernelError(EPROTO, batch_object, "the kernel acknowledged " + std::to_string(acked) + " of " + std::to_string(n) + " ops");
       }
       if (e.err() == EAGAIN || e.err() == EWOULDBLOCK) {
-        throw KernelError(EPROTO, batch_object, "the kernel acknowledged " + std::to_string(acked) + " of " + std::to_string(n) + " ops");
+        throw KernelError(EPROTO, batch_object,
+                          "the batch was applied, but the kernel echoed " + std::to_string(echoes) + " of " + std::to_string(rules) +
+                              " added rules: their handles are unknown");
       }
       throw;
     }
     const auto* nlh = reinterpret_cast<const nlmsghdr*>(sock.buffer());
     int remaining = static_cast<int>(len);
     for (; mnl_nlmsg_ok(nlh, remaining); nlh = mnl_nlmsg_next(nlh, &remaining)) {
+      if (nlh->nlmsg_type == NftType(NFT_MSG_NEWRULE) && rules > 0) {
+        // An echo carries the seq of the op that created the rule.
+        if (nlh->nlmsg_seq < first_op_seq || nlh->nlmsg_seq >= first_op_seq + n) continue;
+        const size_t index = nlh->nlmsg_seq - first_op_seq;
+        const size_t slot = rule_slot[index];
+        if (slot == SIZE_MAX || echoed[slot]) continue;
+        const std::optional<uint64_t> handle = RuleHandle(nlh);
+        if (!handle) throw KernelError(EPROTO, objects[index], "the batch was applied, but the kernel echoed the rule without its handle");
+        result.handles[slot] = *handle;
+        echoed[slot] = true;
+        ++echoes;
+        continue;
+      }
       if (nlh->nlmsg_type != NLMSG_ERROR) continue;
       const int err = ErrorOf(nlh);
       if (nlh->nlmsg_seq == begin_seq) {
@@ -973,6 +1056,7 @@ void CommitNftables(const NftCommitRequest& request) {
                           ") failed, so the batch was not applied: " + ErrnoText(failure->err),
                       failure->extack);
   }
+  return result;
 }
 
 }  // namespace nodenet

@@ -98,6 +98,7 @@ struct NftDumpRequest {
 
 struct NftDump {
   uint32_t generation = 0;
+  uint64_t netns_cookie = 0;  // of the namespace the dump was read in (see NftGeneration)
   std::vector<NftTable> tables;
   std::vector<NftChain> chains;
   std::vector<NftRule> rules;
@@ -109,6 +110,17 @@ struct NftDump {
 // Throws KernelError.
 constexpr int kMaxNftDumpAttempts = 10;
 NftDump DumpNftables(const NftDumpRequest& request);
+
+struct NftGeneration {
+  uint32_t generation = 0;
+  // SO_NETNS_COOKIE (Linux 5.14+): names the namespace for the whole boot and is never reused, so
+  // unlike an inode number or a path it tells a re-created namespace from the one it replaced.
+  uint64_t netns_cookie = 0;
+};
+
+// The current ruleset generation (one NFT_MSG_GETGEN) and the cookie of the calling thread's netns,
+// both read on one socket. Throws KernelError.
+NftGeneration ReadNftGeneration();
 
 // One NFT_MSG_NEWRULE message as the dump reads it. A rule holding an expression libnftnl does not
 // know (one newer than the library) still parses: that expression comes back with just its name.
@@ -141,13 +153,21 @@ struct NftCommitRequest {
   // generation is no longer this one.
   std::optional<uint32_t> generation;
   std::vector<NftOp> ops;
+  // Every addRule also asks for NLM_F_ECHO: the kernel sends each created rule back when the batch
+  // commits, which is how its handle becomes known without a dump.
+  bool echo = false;
 };
 
-// Sends the ops as one nfnetlink batch, each acknowledged, and waits for every acknowledgement. The
-// kernel applies all or nothing. A failing op is reported with its object ("table ip t chain c rule
-// 3"), its index, errno and the kernel's extended ack; a stale generation with ERESTART. Throws
-// KernelError.
-void CommitNftables(const NftCommitRequest& request);
+struct NftCommitResult {
+  std::vector<uint64_t> handles;  // with echo: the handle of each addRule, in op order; else empty
+  uint64_t netns_cookie = 0;      // of the namespace the batch went to (see NftGeneration)
+};
+
+// Sends the ops as one nfnetlink batch, each acknowledged, and waits for every acknowledgement (and,
+// with echo, every echoed rule). The kernel applies all or nothing. A failing op is reported with
+// its object ("table ip t chain c rule 3"), its index, errno and the kernel's extended ack; a stale
+// generation with ERESTART. Throws KernelError.
+NftCommitResult CommitNftables(const NftCommitRequest& request);
 
 // "ip", "ip6", "inet", "arp", "bridge", "netdev", or "family N".
 std::string NftFamilyName(uint32_t family);

@@ -1,12 +1,16 @@
 // The addon's nftables layer (nftDump/nftCommit, libnftnl over netlink, no `nft` process): what it
 // commits is what `nft -j` lists inside the namespace, a stale generation is refused with ERESTART
 // and changes nothing, a failing op names itself and leaves the ruleset as it was, a batch of
-// thousands of ops loses no acknowledgement, and malformed requests never reach the kernel. Every
-// call goes to a namespace the test creates; the machine's own ruleset is never read or written.
+// thousands of ops loses no acknowledgement, and malformed requests never reach the kernel. A cache
+// of the ruleset rests on nftGeneration (one generation per committed batch, a cookie per namespace
+// that a re-created namespace does not share) and on echo (the handles of the rules a batch added,
+// without a dump). Every call goes to a namespace the test creates; the machine's own ruleset is
+// never read or written.
 import t from 'tap';
 
 import { isKernelError, kernelCall } from '../../lib/kernel/errors.js';
 import { native, type RawNftExpr, type RawNftOp } from '../../lib/kernel/native.js';
+import { run } from '../helpers/exec.js';
 import { makeNetns, type TestNetns } from '../helpers/netns.js';
 
 // linux/netfilter.h, linux/netfilter/nf_tables.h
@@ -213,6 +217,159 @@ t.test('a batch with more acknowledgements than a default socket buffer holds co
   t.equal(dump.rules.length, count);
 });
 
+t.test('nftGeneration: the generation a dump reads, one more per committed batch, and a cookie per namespace', async (t) => {
+  const ns = await makeNetns(t);
+  const other = await makeNetns(t);
+  const addon = native();
+
+  const first = await addon.nftGeneration(ns.path);
+  t.equal(typeof first.generation, 'number');
+  t.equal(typeof first.netnsCookie, 'bigint');
+  const dump = await addon.nftDump({ rules: false }, ns.path);
+  t.equal(dump.generation, first.generation, 'the generation a dump right after reads');
+  t.equal(dump.netnsCookie, first.netnsCookie, 'the dump names the same namespace');
+
+  const committed = await addon.nftCommit({ generation: first.generation, ops: ops() }, ns.path);
+  t.same(committed, { handles: [], netnsCookie: first.netnsCookie }, 'without echo: no handles, the same namespace');
+  const second = await addon.nftGeneration(ns.path);
+  t.equal(second.generation, first.generation + 1, 'one batch of five ops: one generation');
+  await addon.nftCommit({ generation: second.generation, ops: [{ op: 'addChain', family: NFPROTO_IPV4, table, chain: 'more' }] }, ns.path);
+  await addon.nftCommit({ generation: null, ops: [{ op: 'deleteTable', family: NFPROTO_IPV4, table }] }, ns.path);
+  const fourth = await addon.nftGeneration(ns.path);
+  t.equal(fourth.generation, first.generation + 3, 'two more batches: two more generations');
+  t.same(await addon.nftCommit({ generation: null, ops: [] }, ns.path), { handles: [], netnsCookie: first.netnsCookie }, 'an empty batch');
+  t.equal((await addon.nftGeneration(ns.path)).generation, fourth.generation, 'sends nothing');
+  t.equal(fourth.netnsCookie, first.netnsCookie, 'the same namespace, the same cookie');
+
+  const elsewhere = await addon.nftGeneration(other.path);
+  t.not(elsewhere.netnsCookie, first.netnsCookie, 'another namespace, another cookie');
+  t.equal((await addon.nftGeneration(other.path)).netnsCookie, elsewhere.netnsCookie);
+
+  // The same name and path, a new namespace: its cookie is new (its generation may well repeat).
+  await run('ip', ['netns', 'del', ns.name]);
+  await run('ip', ['netns', 'add', ns.name]);
+  const recreated = await addon.nftGeneration(ns.path);
+  t.not(recreated.netnsCookie, first.netnsCookie, 'a re-created namespace has a new cookie');
+  t.not(recreated.netnsCookie, elsewhere.netnsCookie);
+  t.equal((await addon.nftDump({}, ns.path)).netnsCookie, recreated.netnsCookie);
+
+  const error = await rejection(addon.nftGeneration('/var/run/netns/nnt-no-such-namespace'));
+  t.match(error, { op: 'nft.generation', netns: '/var/run/netns/nnt-no-such-namespace' });
+});
+
+t.test('with echo, a batch returns the handle of every rule it added, in op order', async (t) => {
+  const ns = await makeNetns(t);
+  const addon = native();
+  const f = NFPROTO_IPV4;
+  const setup = ops();
+  const created = await addon.nftCommit({ generation: null, ops: setup, echo: true }, ns.path);
+  const cookie = (await addon.nftGeneration(ns.path)).netnsCookie;
+  t.equal(created.netnsCookie, cookie);
+  t.equal(created.handles.length, 2, 'one handle per addRule, none for tables and chains');
+  let dump = await addon.nftDump({ family: f, table }, ns.path);
+  t.same(
+    dump.rules.map((r) => r.handle),
+    created.handles,
+  );
+  const [prerouting, service] = created.handles as [bigint, bigint];
+
+  const tagged = (chain: string, tag: string, position?: bigint): RawNftOp => ({
+    op: 'addRule',
+    family: f,
+    table,
+    chain,
+    exprs: [...daddr, { name: 'counter', bytes: 0n, packets: 0n }, accept],
+    userdata: comment(tag),
+    ...(position === undefined ? {} : { position }),
+  });
+  const batch: RawNftOp[] = [
+    tagged('services', 'appended'),
+    tagged('services', 'after-service', service),
+    { op: 'addChain', family: f, table, chain: 'more' },
+    tagged('more', 'in-a-new-chain'),
+    { op: 'deleteRule', family: f, table, chain: 'nat-prerouting', handle: prerouting },
+    tagged('nat-prerouting', 'after-a-deleted-one'),
+    tagged('services', 'first-appended-again'),
+    { op: 'addRule', family: f, table, chain: 'more', exprs: [jump('services')], userdata: comment('jump') },
+  ];
+  const added = await addon.nftCommit({ generation: dump.generation, ops: batch, echo: true }, ns.path);
+  const addRules = batch.filter((op) => op.op === 'addRule');
+  t.equal(added.handles.length, addRules.length);
+  t.equal(new Set(added.handles).size, added.handles.length, 'distinct handles');
+
+  dump = await addon.nftDump({ family: f, table }, ns.path);
+  const byHandle = new Map(dump.rules.map((r) => [r.handle, r]));
+  addRules.forEach((op, i) => {
+    const rule = byHandle.get(added.handles[i]!);
+    t.ok(rule, `the dump holds rule ${i} by its echoed handle`);
+    t.same({ chain: rule?.chain, userdata: rule?.userdata, exprs: rule?.exprs }, { chain: op.chain, userdata: op.userdata, exprs: op.exprs }, `handle ${added.handles[i]}: op ${i}'s rule`);
+  });
+  const order = (chain: string) => dump.rules.filter((r) => r.chain === chain).map((r) => r.handle);
+  const [appended, afterService, , , firstAppendedAgain] = added.handles;
+  t.same(order('services'), [service, afterService, appended, firstAppendedAgain], 'inserted after its position; appends at the end');
+  t.same(order('more'), [added.handles[2], added.handles[5]]);
+  t.same(order('nat-prerouting'), [added.handles[3]]);
+
+  // Without echo, or with echo and nothing added: no handles.
+  const plain = await addon.nftCommit({ generation: null, ops: [tagged('services', 'plain')] }, ns.path);
+  t.same(plain, { handles: [], netnsCookie: cookie });
+  const deleted = await addon.nftCommit({ generation: null, ops: [{ op: 'deleteRule', family: f, table, chain: 'services', handle: appended! }], echo: true }, ns.path);
+  t.same(deleted, { handles: [], netnsCookie: cookie });
+});
+
+t.test('with echo, a batch of thousands of rules returns every handle', async (t) => {
+  const ns = await makeNetns(t);
+  const addon = native();
+  const f = NFPROTO_IPV4;
+  const count = 10000;
+  const batch: RawNftOp[] = [{ op: 'addTable', family: f, table }, { op: 'addChain', family: f, table, chain: 'many' }];
+  for (let i = 0; i < count; i++) {
+    const address = Buffer.from([10, 96, (i >> 8) & 255, i & 255]);
+    batch.push({ op: 'addRule', family: f, table, chain: 'many', exprs: [daddr[0]!, { ...daddr[1]!, data: address }, accept], userdata: comment(`rule ${i}`) });
+  }
+  const result = await addon.nftCommit({ generation: null, ops: batch, echo: true }, ns.path);
+  t.equal(result.handles.length, count);
+  const dump = await addon.nftDump({ family: f, table }, ns.path);
+  t.same(dump.rules.map((r) => r.handle), result.handles, 'appended in op order: the dump lists the same handles in the same order');
+  t.same(dump.rules[count - 1]!.userdata, comment(`rule ${count - 1}`));
+});
+
+t.test('with echo, a failing batch rejects as before and changes nothing', async (t) => {
+  const ns = await makeNetns(t);
+  const addon = native();
+  const f = NFPROTO_IPV4;
+  await addon.nftCommit({ generation: null, ops: ops() }, ns.path);
+  const before = await nftRuleset(ns);
+  const generation = (await addon.nftGeneration(ns.path)).generation;
+
+  const error = await rejection(
+    addon.nftCommit(
+      {
+        generation: null,
+        echo: true,
+        ops: [
+          { op: 'addRule', family: f, table, chain: 'services', exprs: [accept] },
+          { op: 'deleteRule', family: f, table, chain: 'services', handle: 999999n },
+          { op: 'addRule', family: f, table, chain: 'services', exprs: [accept] },
+        ],
+      },
+      ns.path,
+    ),
+  );
+  t.ok(isKernelError(error), 'a KernelError');
+  if (!isKernelError(error)) return;
+  t.equal(error.code, 'ENOENT');
+  t.equal(error.object, `table ip ${table} chain services rule handle 999999`);
+  t.match(error.message, /deleteRule \(op 2 of 3\) failed, so the batch was not applied: No such file or directory \(ENOENT\)/);
+  t.same(await nftRuleset(ns), before, 'witness: nothing changed');
+  t.equal((await addon.nftGeneration(ns.path)).generation, generation, 'no new generation');
+
+  await ns.exec('nft', ['add', 'table', 'ip', 'other']);
+  const stale = await rejection(addon.nftCommit({ generation, echo: true, ops: [{ op: 'addRule', family: f, table, chain: 'services', exprs: [accept] }] }, ns.path));
+  t.match(stale, { code: 'ERESTART', op: 'nft.commit' });
+  t.equal((await nftTable(ns, table)).filter((o) => 'rule' in o).length, 2, 'witness: no rule added');
+});
+
 t.test('malformed requests are TypeErrors or RangeErrors, before any kernel call', async (t) => {
   // Every call still names a test namespace: should validation ever let one through, the kernel
   // call lands there, not in the machine's own ruleset.
@@ -245,4 +402,6 @@ t.test('malformed requests are TypeErrors or RangeErrors, before any kernel call
   throwsSync(() => addon.nftCommit({ generation: -1, ops: [] } as never), RangeError, /generation must be from 0/);
   throwsSync(() => addon.nftDump({ table: '' }), RangeError, /table must be 1-255 bytes/);
   throwsSync(() => addon.nftDump({ rules: 'yes' } as never), TypeError, /rules must be a boolean/);
+  throwsSync(() => addon.nftCommit({ generation: null, ops: [], echo: 1 } as never), TypeError, /request\.echo must be a boolean/);
+  throwsSync(() => native_.nftGeneration(42 as never), TypeError, /nftGeneration: netns must be a string/);
 });
