@@ -281,6 +281,8 @@ export interface RawNftDumpRequest {
 export interface RawNftDump {
   /** The ruleset generation (NFT_MSG_GETGEN) read before the dumps; pass it to nftCommit. */
   generation: number;
+  /** The cookie of the namespace the dump was read in (see RawNftGeneration.netnsCookie). */
+  netnsCookie: bigint;
   tables: RawNftTable[];
   chains: RawNftChain[];
   rules: RawNftRule[];
@@ -310,7 +312,34 @@ export interface RawNftCommitRequest {
    */
   generation: number | null;
   ops: RawNftOp[];
+  /**
+   * Every addRule also carries NLM_F_ECHO: the kernel sends each created rule back as the batch
+   * commits, and the result's `handles` holds their handles (default false: `handles` is empty).
+   */
+  echo?: boolean;
 }
+
+export interface RawNftCommitResult {
+  /** With echo: the handle of each addRule op, in op order (one per addRule). Without: []. */
+  handles: bigint[];
+  /** The cookie of the namespace the batch went to (see RawNftGeneration.netnsCookie). */
+  netnsCookie: bigint;
+}
+
+export interface RawNftGeneration {
+  /** The current ruleset generation (NFT_MSG_GETGEN); each committed batch raises it by one. */
+  generation: number;
+  /**
+   * SO_NETNS_COOKIE (Linux 5.14+): names one network namespace for the whole boot and is never
+   * reused, unlike an inode number or a netns path, so a namespace deleted and re-created under the
+   * same path has a new cookie. Together with `generation` it tells whether a cached view of the
+   * ruleset is still the kernel's.
+   */
+  netnsCookie: bigint;
+}
+
+/** Reads the ruleset generation and the namespace's cookie on one netlink socket. */
+export type RawNftGenerationFn = (netns?: string) => Promise<RawNftGeneration>;
 
 export interface RawVersions {
   addon: string;
@@ -350,7 +379,8 @@ export interface NativeAddon {
   threadNetns(index: number): Promise<number>;
   nftDump(request: RawNftDumpRequest, netns?: string): Promise<RawNftDump>;
   /** One atomic batch; resolves when the kernel accepted all of it, or rejects and nothing changed. */
-  nftCommit(request: RawNftCommitRequest, netns?: string): Promise<void>;
+  nftCommit(request: RawNftCommitRequest, netns?: string): Promise<RawNftCommitResult>;
+  nftGeneration: RawNftGenerationFn;
   routeGet(destination: string, netns?: string): Promise<RawRoute>;
   /** The nsid `path` has as seen from `netns` (or the caller's namespace); -1 when none is assigned. */
   netnsId(path: string, netns?: string): Promise<number>;

@@ -6,7 +6,7 @@
 import t from 'tap';
 
 import { KernelError } from '../../lib/kernel/errors.js';
-import type { RawNftChain, RawNftCommitRequest, RawNftDump, RawNftDumpRequest, RawNftExpr, RawNftOp, RawNftRule } from '../../lib/kernel/native.js';
+import type { RawNftChain, RawNftCommitRequest, RawNftCommitResult, RawNftDump, RawNftDumpRequest, RawNftExpr, RawNftOp, RawNftRule } from '../../lib/kernel/native.js';
 import * as b from '../../lib/kernel/netfilter/build.js';
 import { nftBackend, legacyBackend } from '../../lib/kernel/netfilter/backend.js';
 import { applyNft, diffNft, wantedChains, type NftKernel } from '../../lib/kernel/netfilter/nft/backend.js';
@@ -43,24 +43,30 @@ class FakeNft implements NftKernel {
     const match = (x: { family: number; table?: string; name?: string }) => (request.family ? x.family === request.family : true) && (request.table ? (x.table ?? x.name) === request.table : true);
     return copy({
       generation: this.generation,
+      netnsCookie: 1n,
       tables: this.tables.filter((x) => match({ family: x.family, name: x.name })).map((x) => ({ ...x, handle: 1n, flags: 0, userdata: null })),
       chains: this.chains.filter(match),
       rules: this.rules.filter(match),
     });
   }
 
-  async commit(request: RawNftCommitRequest): Promise<void> {
+  async commit(request: RawNftCommitRequest): Promise<RawNftCommitResult> {
     this.commits++;
     this.interfere?.();
     if (request.generation !== null && request.generation !== this.generation) throw kernelError('ERESTART', 'ruleset changed');
     const saved = copy({ tables: this.tables, chains: this.chains, rules: this.rules, handle: this.handle });
+    const handles: bigint[] = [];
     try {
-      for (const op of request.ops) this.run(op);
+      for (const op of request.ops) {
+        if (request.echo && op.op === 'addRule') handles.push(this.handle);
+        this.run(op);
+      }
     } catch (e) {
       Object.assign(this, saved);
       throw e;
     }
     this.generation++;
+    return { handles, netnsCookie: 1n };
   }
 
   private run(op: RawNftOp): void {

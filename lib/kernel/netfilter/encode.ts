@@ -5,6 +5,7 @@ import { endianness } from 'node:os';
 
 import { putCidr } from './addresses.js';
 import { findCodec, preferredRevision, StructWriter, type AnyCodec } from './extension.js';
+import { isDeepFrozen } from './frozen.js';
 import './matches.js';
 import './targets.js';
 import { protocolNumber } from './protocols.js';
@@ -247,6 +248,13 @@ export class RuleWireWriter {
    */
   rule(rule: RuleSpec): string | null {
     this.problem = null;
+    const known = ENCODED[this.family].get(rule);
+    if (known) {
+      this.ensure(known.length);
+      known.copy(this.buf, this.at);
+      this.at += known.length;
+      return null;
+    }
     const size = HEADER[this.family].size;
     this.ensure(3 + size);
     const start = this.at;
@@ -269,6 +277,10 @@ export class RuleWireWriter {
       this.buf[this.at++] = 1;
       this.extension('target', t.kind === 'verdict' ? t.verdict : t.kind === 'jump' ? t.chain : '', 0, 0);
     }
+    if (this.problem === null && isDeepFrozen(rule)) ENCODED[this.family].set(rule, Buffer.from(this.buf.subarray(start, this.at)));
     return this.problem;
   }
 }
+
+// A deeply frozen rule's bytes, by identity (frozen.ts says why that is safe).
+const ENCODED: Record<IpFamily, WeakMap<RuleSpec, Buffer>> = { ipv4: new WeakMap(), ipv6: new WeakMap() };

@@ -14,6 +14,7 @@ export { encodeNftRule, type NftRule } from './nft/encode.js';
 export { NFT_TABLE } from './nft/layout.js';
 export { RuleValidationError, MAX_CHAIN_NAME } from './validate.js';
 export { encodeRule, type EncodedRule } from './encode.js';
+export { deepFreeze } from './frozen.js';
 export type { ExtensionSpec, RuleSpec, TargetSpec, TableState } from './spec.js';
 export * as build from './build.js';
 export { formatIPv6 } from './addresses.js';

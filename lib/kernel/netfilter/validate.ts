@@ -1,5 +1,6 @@
 // What the kernel would refuse, refused before committing: a libiptc commit fails with a bare
 // EINVAL (the reason only in dmesg) and takes every other change of the table down with it.
+import { isDeepFrozen } from './frozen.js';
 import { protocolNumber } from './protocols.js';
 import type { ExtensionSpec, RuleSpec, TableState } from './spec.js';
 
@@ -58,9 +59,21 @@ export function validateTableState(state: TableState, ownedPrefix: string): void
   for (const j of state.jumps) validateRule(state, j.chain, -1, j.rule, new Set([j.chain]), owned);
   for (const [name, rules] of owned) {
     const reach = hooks.get(name)!;
-    for (let i = 0; i < rules.length; i++) validateRule(state, name, i, rules[i]!, reach, owned);
+    // What a rule is checked against besides itself: its table and family, the hooks reaching it
+    // and, for a jump, whether its target is one of the state's chains (checked every time).
+    const context = `${state.family} ${state.table} ${[...reach].sort().join(',')}`;
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i]!;
+      if (r.target.kind !== 'jump' && VALID.get(r) === context) continue;
+      validateRule(state, name, i, r, reach, owned);
+      if (r.target.kind !== 'jump' && isDeepFrozen(r)) VALID.set(r, context);
+    }
   }
 }
+
+// Deeply frozen rules found valid, with the context they were found valid in (frozen.ts says why
+// identity is enough).
+const VALID = new WeakMap<RuleSpec, string>();
 
 // Where a rule is, built only for a failure: a jump (index -1) or an owned chain's rule.
 function failAt(state: TableState, chain: string, index: number, why: string): never {

@@ -10,24 +10,29 @@
 import { performance } from 'node:perf_hooks';
 
 import { isKernelError, kernelCall, KernelError } from '../../errors.js';
-import { native, type RawNftCommitRequest, type RawNftDump, type RawNftDumpRequest } from '../../native.js';
+import { native, type RawNftChain, type RawNftCommitRequest, type RawNftCommitResult, type RawNftDump, type RawNftDumpRequest, type RawNftGeneration, type RawNftOp, type RawNftRule } from '../../native.js';
 import { OWNED_PREFIX, type ApplyOptions, type ApplyResult } from '../apply.js';
 import type { NetfilterBackend } from '../backend.js';
 import type { RuleSpec, TableState } from '../spec.js';
 import { RuleValidationError, validateTableState } from '../validate.js';
+import { shareKey } from './compare.js';
 import { encodeNftRule, type NftRule } from './encode.js';
+import { isDeepFrozen } from '../frozen.js';
 import { baseChainName, baseChainSpec, NFT_LEGACY_TABLES, NFT_TABLE, nftFamily, nftFamilyName, ownedChainName } from './layout.js';
 import { planNft, type NftPlan, type WantedChain } from './plan.js';
 
-/** The two kernel calls the backend makes; tests substitute them. */
+/** The kernel calls the backend makes; tests substitute them. */
 export interface NftKernel {
   dump(request: RawNftDumpRequest, netns?: string): Promise<RawNftDump>;
-  commit(request: RawNftCommitRequest, netns?: string): Promise<void>;
+  commit(request: RawNftCommitRequest, netns?: string): Promise<RawNftCommitResult | void>;
+  /** Without it every apply reads the table (no kept view). */
+  readGeneration?(netns?: string): Promise<RawNftGeneration>;
 }
 
 export const nativeNftKernel: NftKernel = {
   dump: (request, netns) => kernelCall(native().nftDump(request, netns)),
   commit: (request, netns) => kernelCall(native().nftCommit(request, netns)),
+  readGeneration: (netns) => kernelCall(native().nftGeneration(netns)),
 };
 
 export interface NftApplyOptions extends ApplyOptions {
@@ -47,7 +52,22 @@ export const DEFAULT_MAX_ATTEMPTS = 20;
 const ENCODED_MAX = 100_000;
 const encoded = new Map<string, NftRule>();
 
+// Deeply frozen rules (the agent's model makes them so) are found by identity first, skipping even
+// the content key; the chain names a rule's jump encodes to depend on the table, hence the key.
+const encodedFrozen = new WeakMap<RuleSpec, Map<string, NftRule>>();
+
 function encodeAt(rule: RuleSpec, state: TableState, where: string): NftRule {
+  const place = `${state.family} ${state.table}`;
+  const byPlace = encodedFrozen.get(rule);
+  const hit = byPlace?.get(place);
+  if (hit) return hit;
+  const result = encodeByContent(rule, state, where);
+  if (byPlace) byPlace.set(place, result);
+  else if (isDeepFrozen(rule)) encodedFrozen.set(rule, new Map([[place, result]]));
+  return result;
+}
+
+function encodeByContent(rule: RuleSpec, state: TableState, where: string): NftRule {
   const key = `${state.family} ${state.table} ${JSON.stringify(rule, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`;
   const known = encoded.get(key);
   if (known) return known;
@@ -89,8 +109,88 @@ export function wantedChains(state: TableState, ownedPrefix: string): WantedChai
   return [...base.values(), ...owned];
 }
 
-async function readTable(kernel: NftKernel, state: TableState, netns: string | undefined): Promise<RawNftDump> {
-  return kernel.dump({ family: nftFamily(state.family), table: NFT_TABLE, rules: true }, netns);
+// What nodenet's table held after the last dump or commit, per network namespace (by cookie, which
+// is never reused) and family, with the ruleset generation it is true at. Every commit is checked
+// against the generation it was planned at and raises it by exactly one, so while the kernel's
+// generation is the remembered one nobody else has changed anything and the view can stand in for
+// a dump: a one-Service change then costs a generation read and a small batch, not a read of the
+// whole table (seconds at 40,000 rules). Any other generation, or a failed commit, drops the view.
+interface View {
+  generation: number;
+  dump: RawNftDump;
+}
+const VIEWS_MAX = 8;
+const views = new Map<bigint, Map<number, View>>();
+
+function viewsOf(cookie: bigint): Map<number, View> {
+  let v = views.get(cookie);
+  if (v) {
+    // Most recently used last; the oldest namespace's views go first when there are too many.
+    views.delete(cookie);
+  } else {
+    v = new Map();
+    if (views.size >= VIEWS_MAX) views.delete(views.keys().next().value!);
+  }
+  views.set(cookie, v);
+  return v;
+}
+
+/** Forgets every kept view (tests use it to force a read of the kernel). */
+export function forgetNftViews(): void {
+  views.clear();
+}
+
+async function readTable(kernel: NftKernel, state: TableState, netns: string | undefined): Promise<{ dump: RawNftDump; kept: Map<number, View> | null }> {
+  const nf = nftFamily(state.family);
+  let kept: Map<number, View> | null = null;
+  if (kernel.readGeneration) {
+    const now = await kernel.readGeneration(netns);
+    kept = viewsOf(now.netnsCookie);
+    const view = kept.get(nf);
+    if (view && view.generation === now.generation) return { dump: view.dump, kept };
+    // Views of this namespace at another generation are stale, whatever family they hold.
+    for (const [family, v] of kept) if (v.generation !== now.generation) kept.delete(family);
+  }
+  const dump = await kernel.dump({ family: nf, table: NFT_TABLE, rules: true }, netns);
+  if (kept && dump.netnsCookie !== undefined && kept !== views.get(dump.netnsCookie)) kept = viewsOf(dump.netnsCookie);
+  return { dump, kept };
+}
+
+const nextGeneration = (g: number): number => ((g + 1) >>> 0) || 1;
+
+// The table after `plan` committed on top of `dump`, built from the plan and the echoed handles.
+function viewAfter(state: TableState, dump: RawNftDump, plan: NftPlan, handles: bigint[]): RawNftDump {
+  const nf = nftFamily(state.family);
+  const generation = nextGeneration(dump.generation);
+  if (plan.ops.some((o) => o.op === 'deleteTable')) return { generation, netnsCookie: dump.netnsCookie, tables: [], chains: [], rules: [] };
+  const handleOf = new Map<number, bigint>();
+  let n = 0;
+  plan.ops.forEach((o, i) => {
+    if (o.op === 'addRule') handleOf.set(i, handles[n++]!);
+  });
+  const deleted = new Set(plan.ops.flatMap((o) => (o.op === 'deleteChain' ? [o.chain] : [])));
+  const wanted = new Map(plan.after.map((a) => [a.chain.name, a]));
+  const tables = dump.tables.length ? dump.tables : [{ family: nf, name: NFT_TABLE, handle: 0n, flags: 0, userdata: null }];
+  // A chain whose shape changed was deleted and is added again below, as every new one is.
+  const chains: RawNftChain[] = dump.chains.filter((c) => !deleted.has(c.name));
+  for (const { chain: w } of plan.after) {
+    if (chains.some((c) => c.name === w.name)) continue;
+    chains.push({ family: nf, table: NFT_TABLE, name: w.name, handle: 0n, hook: w.base?.hook ?? null, priority: w.base?.priority ?? null, type: w.base?.type ?? null, policy: w.base?.policy ?? null, userdata: null });
+  }
+  const rules: RawNftRule[] = dump.rules.filter((r) => !deleted.has(r.chain) && !wanted.has(r.chain));
+  for (const { chain: w, rules: after } of plan.after) {
+    for (const entry of after) {
+      if (typeof entry !== 'number') {
+        rules.push(entry);
+        continue;
+      }
+      const op = plan.ops[entry] as Extract<RawNftOp, { op: 'addRule' }>;
+      const rule: RawNftRule = { family: nf, table: NFT_TABLE, chain: w.name, handle: handleOf.get(entry)!, userdata: op.userdata ?? null, exprs: op.exprs };
+      shareKey(rule, { exprs: op.exprs, userdata: op.userdata ?? null });
+      rules.push(rule);
+    }
+  }
+  return { generation, netnsCookie: dump.netnsCookie, tables, chains, rules };
 }
 
 async function run(state: TableState, options: NftApplyOptions, dryRun: boolean): Promise<ApplyResult> {
@@ -98,22 +198,35 @@ async function run(state: TableState, options: NftApplyOptions, dryRun: boolean)
   const wanted = wantedChains(state, ownedPrefix);
   const kernel = options.kernel ?? nativeNftKernel;
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  const nf = nftFamily(state.family);
   const plan = (dump: RawNftDump): NftPlan => planNft({ family: state.family, table: state.table, ownedPrefix, wanted, dump });
   let attempts = 0;
   let inCommit = 0;
   for (;;) {
-    const dump = await readTable(kernel, state, options.netns);
-    const { ops, changes } = plan(dump);
-    if (ops.length === 0 || dryRun) return { changes, committed: false, attempts, lockWaitMs: 0, lockHoldMs: inCommit };
+    const { dump, kept } = await readTable(kernel, state, options.netns);
+    kept?.set(nf, { generation: dump.generation, dump });
+    const p = plan(dump);
+    if (p.ops.length === 0 || dryRun) return { changes: p.changes, committed: false, attempts, lockWaitMs: 0, lockHoldMs: inCommit };
     attempts++;
     await options.beforeCommit?.(attempts);
     const started = performance.now();
     try {
-      await kernel.commit({ generation: dump.generation, ops }, options.netns);
+      const result = await kernel.commit({ generation: dump.generation, ops: p.ops, echo: kept !== null }, options.netns);
       inCommit += performance.now() - started;
-      return { changes, committed: true, attempts, lockWaitMs: 0, lockHoldMs: inCommit };
+      if (kept) {
+        const addRules = p.ops.filter((o) => o.op === 'addRule').length;
+        if (result && result.handles.length === addRules) {
+          const after = viewAfter(state, dump, p, result.handles);
+          // Other families' views stay true: this commit was the only change since their generation.
+          for (const [family, v] of kept) if (v.generation === dump.generation) kept.set(family, { generation: after.generation, dump: family === nf ? after : v.dump });
+        } else {
+          kept.clear();
+        }
+      }
+      return { changes: p.changes, committed: true, attempts, lockWaitMs: 0, lockHoldMs: inCommit };
     } catch (error) {
       inCommit += performance.now() - started;
+      kept?.clear();
       if (!isKernelError(error) || error.code !== 'ERESTART') throw error;
       if (attempts >= maxAttempts) {
         throw new KernelError({

@@ -34,3 +34,8 @@ export function ruleKey(rule: { exprs: readonly RawNftExpr[]; userdata: Buffer |
 export function sameRule(a: { exprs: readonly RawNftExpr[]; userdata: Buffer | null | undefined }, b: { exprs: readonly RawNftExpr[]; userdata: Buffer | null | undefined }): boolean {
   return ruleKey(a) === ruleKey(b);
 }
+
+/** Gives `rule` the key `like` has, without computing it (the same expressions, known to be equal). */
+export function shareKey(rule: object, like: { exprs: readonly RawNftExpr[]; userdata: Buffer | null | undefined }): void {
+  keys.set(rule, ruleKey(like));
+}

@@ -35,6 +35,12 @@ export interface NftPlan {
   ops: RawNftOp[];
   /** One line per difference; empty exactly when ops is. */
   changes: string[];
+  /**
+   * Each wanted chain's rules after the batch, in order: a rule kept from the dump (its object),
+   * or the index in `ops` of the addRule that makes it. With the handles the commit echoes, what
+   * the kernel holds afterwards is known without reading it again.
+   */
+  after: Array<{ chain: WantedChain; rules: Array<RawNftRule | number> }>;
 }
 
 function sameShape(have: RawNftChain, want: BaseChainSpec | null): boolean {
@@ -51,7 +57,14 @@ export function planNft(input: NftPlanInput): NftPlan {
   const tableExists = dump.tables.some((t) => t.family === nf && t.name === NFT_TABLE);
   const chains = dump.chains.filter(ours);
   const mine = chains.filter((c) => isChainOf(table, c.name, ownedPrefix));
-  const rulesOf = (chain: string): RawNftRule[] => dump.rules.filter((r) => ours(r) && r.chain === chain);
+  const byChain = new Map<string, RawNftRule[]>();
+  for (const r of dump.rules) {
+    if (!ours(r)) continue;
+    let list = byChain.get(r.chain);
+    if (!list) byChain.set(r.chain, (list = []));
+    list.push(r);
+  }
+  const rulesOf = (chain: string): RawNftRule[] => byChain.get(chain) ?? [];
   const describe = (r: { exprs: RawNftRule['exprs']; userdata?: Buffer | null }) => describeNftRule(r, family);
 
   const ops: RawNftOp[] = [];
@@ -78,7 +91,7 @@ export function planNft(input: NftPlanInput): NftPlan {
     fresh.add(w.name);
   }
 
-  for (const w of wanted) syncRules(w, fresh.has(w.name) ? [] : rulesOf(w.name), ops, changes, chainOp, describe);
+  const after = wanted.map((w) => ({ chain: w, rules: syncRules(w, fresh.has(w.name) ? [] : rulesOf(w.name), ops, changes, chainOp, describe) }));
 
   const stale = mine.filter((c) => !wanted.some((w) => w.name === c.name));
   const left = chains.length - stale.length + wanted.filter((w) => !chains.some((c) => c.name === w.name)).length;
@@ -86,7 +99,7 @@ export function planNft(input: NftPlanInput): NftPlan {
     // Nothing of any legacy table is left: the table goes, and with it what it held, in one op.
     for (const c of stale) changes.push(`- chain ${fam} ${NFT_TABLE} ${c.name}${describeBaseChain(c)}`);
     changes.push(`- table ${fam} ${NFT_TABLE}`);
-    return { ops: [{ op: 'deleteTable', ...chainOp }], changes };
+    return { ops: [{ op: 'deleteTable', ...chainOp }], changes, after: [] };
   }
   // Emptied before any is deleted, so no stale chain still jumps to another when it goes; rules
   // in wanted chains that jumped to them are gone by now, earlier in the batch.
@@ -95,7 +108,7 @@ export function planNft(input: NftPlanInput): NftPlan {
     ops.push({ op: 'deleteChain', ...chainOp, chain: c.name });
     changes.push(`- chain ${fam} ${NFT_TABLE} ${c.name}${describeBaseChain(c)}`);
   }
-  return { ops, changes };
+  return { ops, changes, after };
 }
 
 function syncRules(
@@ -105,7 +118,7 @@ function syncRules(
   changes: string[],
   chainOp: { family: number; table: string },
   describe: (r: { exprs: RawNftRule['exprs']; userdata?: Buffer | null }) => string,
-): void {
+): Array<RawNftRule | number> {
   const want = w.rules;
   const haveKeys = have.map(ruleKey);
   const wantKeys = want.map(ruleKey);
@@ -115,7 +128,10 @@ function syncRules(
   while (suffix < have.length - prefix && suffix < want.length - prefix && haveKeys[have.length - 1 - suffix] === wantKeys[want.length - 1 - suffix]) suffix++;
   const removed = have.slice(prefix, have.length - suffix);
   const added = want.slice(prefix, want.length - suffix);
-  if (!removed.length && !added.length) return;
+  if (!removed.length && !added.length) return have;
+  // Where each added rule's addRule op lands in ops, by its index in `added`.
+  const addedAt: number[] = new Array<number>(added.length);
+  const kept = (middle: number[]): Array<RawNftRule | number> => [...have.slice(0, prefix), ...middle, ...have.slice(have.length - suffix)];
 
   for (const r of removed) changes.push(`- ${w.name}: ${describe(r)}`);
   for (const r of added) changes.push(`+ ${w.name}: ${describe(r)}`);
@@ -131,16 +147,19 @@ function syncRules(
     for (const r of removed) ops.push({ op: 'deleteRule', ...chainOp, chain: w.name, handle: r.handle });
     // Each inserted right after the last kept rule, last first, so they end up in order.
     const anchor = have[prefix - 1]!.handle;
-    for (let i = added.length - 1; i >= 0; i--) ops.push(add(added[i]!, anchor));
-  } else if (suffix > 0 && added.length > 0) {
+    for (let i = added.length - 1; i >= 0; i--) addedAt[i] = ops.push(add(added[i]!, anchor)) - 1;
+    return kept(addedAt);
+  }
+  if (suffix > 0 && added.length > 0) {
     // New rules before kept ones: no batch op inserts at the top, so the chain is rewritten.
     ops.push(flush());
-    for (const r of want) ops.push(add(r));
-  } else if (suffix > 0) {
-    for (const r of removed) ops.push({ op: 'deleteRule', ...chainOp, chain: w.name, handle: r.handle });
-  } else {
-    // Nothing kept: whatever was there goes in one op, and the new rules are appended.
-    if (have.length) ops.push(flush());
-    for (const r of added) ops.push(add(r));
+    return want.map((r) => ops.push(add(r)) - 1);
   }
+  if (suffix > 0) {
+    for (const r of removed) ops.push({ op: 'deleteRule', ...chainOp, chain: w.name, handle: r.handle });
+    return kept([]);
+  }
+  // Nothing kept: whatever was there goes in one op, and the new rules are appended.
+  if (have.length) ops.push(flush());
+  return added.map((r) => ops.push(add(r)) - 1);
 }
