@@ -29,7 +29,7 @@ import * as b from '../kernel/netfilter/build.js';
 
 import { type Address, type Cidr, compareAddresses, formatAddress, formatCidr, intersectCidrs, minimalCidrs, parseAddress, parseCidr } from './addresses.js';
 import { CHAINS, comment, jumpRule, type Part } from './chains.js';
-import { clusterIPFor, FAMILY_LABEL, isHeadless, podCidrsFor, serviceKey, type PodCidrs } from './families.js';
+import { clusterIPFor, FAMILY_LABEL, isHeadless, podCidrsFor, serviceKey } from './families.js';
 import type { Finding, ModelInput, ServiceInput } from './types.js';
 
 const FIX = 'external-cluster' as const;
@@ -81,7 +81,7 @@ function serviceRef(s: ServiceInput): { namespace: string; name: string } {
 }
 
 /** The addresses of a Service that traffic may be sent to from inside the cluster. */
-function targetsOf(s: ServiceInput, input: ModelInput, findings: Finding[]): Target[] {
+function targetsOf(s: ServiceInput, externalIPsEnabled: boolean, findings: Finding[]): Target[] {
   const key = serviceKey(s);
   const service = serviceRef(s);
   const found: Target[] = [];
@@ -119,7 +119,7 @@ function targetsOf(s: ServiceInput, input: ModelInput, findings: Finding[]): Tar
     }
   }
   const externalIPs = s.spec.externalIPs ?? [];
-  if (externalIPs.length > 0 && !input.config.externalIPs) {
+  if (externalIPs.length > 0 && !externalIPsEnabled) {
     findings.push({
       severity: 'info',
       fix: FIX,
@@ -179,26 +179,144 @@ function masqueradeMark(input: ModelInput, findings: Finding[]): number {
   return 2 ** DEFAULT_MASQUERADE_BIT;
 }
 
-export function renderExternalCluster(input: ModelInput, families: IpFamily[], services: ServiceInput[]): { parts: Part[]; findings: Finding[] } {
-  const findings: Finding[] = [];
-  if (!input.config.externalCluster) return { parts: [], findings };
-  if (input.facts.proxyMode !== 'ipvs') {
-    findings.push({
-      severity: 'warning',
-      fix: FIX,
-      reason: 'NotIPVSMode',
-      message:
-        `RULE_EXTERNAL_CLUSTER_ENABLE is set but kube-proxy runs in ${input.facts.proxyMode} mode, which already serves external IPs from inside the cluster; ` +
-        'a DNAT to the cluster IP would bypass it and black-hole that traffic, so no External-IP → Cluster-IP rules are written',
-    });
-    return { parts: [], findings };
-  }
+/** Everything node-wide one Service's rules depend on. */
+interface NodeContext {
+  families: IpFamily[];
+  mark: number;
+  pods: Map<IpFamily, Cidr[]>;
+  externalIPs: boolean;
+  /** All of the above as text: shares rendered under another fingerprint are not reused. */
+  fingerprint: string;
+}
 
+/** A destination one of the Service's rules redirects, resolved against the other Services later. */
+interface Claim {
+  claim: string;
+  destination: string;
+  port: ServicePort;
+}
+
+/**
+ * What one Service contributes under one NodeContext: its rules per family, and its findings and
+ * claims in the order the walk met them, so that the pass over all Services can put the
+ * SharedAddressConflict findings exactly where walking the Services in one go would.
+ */
+interface ServiceShare {
+  key: string;
+  /** Per family, in NodeContext.families' order. */
+  pods: RuleSpec[][];
+  host: RuleSpec[][];
+  notes: Array<Finding | Claim>;
+}
+
+/**
+ * Each Service's share of the last render, reused while the ServiceInput object and the node-wide
+ * context are the same: at 10,000 Services one changed Service then costs one Service's work, and
+ * every other Service keeps its very RuleSpec objects, which is what lets the kernel layer skip
+ * validating and encoding them again. Keyed by object identity, so a ServiceInput must not be
+ * changed in place once rendered (the informer replaces objects on update); a WeakMap, so Services
+ * that are gone leave nothing behind.
+ */
+export class ExternalClusterMemo {
+  private fingerprint: string | null = null;
+  private shares = new WeakMap<ServiceInput, ServiceShare>();
+
+  shareOf(s: ServiceInput, context: NodeContext): ServiceShare {
+    if (context.fingerprint !== this.fingerprint) {
+      this.fingerprint = context.fingerprint;
+      this.shares = new WeakMap();
+    }
+    let share = this.shares.get(s);
+    if (!share) this.shares.set(s, (share = renderServiceShare(s, context)));
+    return share;
+  }
+}
+
+function renderServiceShare(s: ServiceInput, context: NodeContext): ServiceShare {
+  const key = serviceKey(s);
+  const share: ServiceShare = { key, pods: context.families.map(() => []), host: context.families.map(() => []), notes: [] };
+  if (s.spec.type === 'ExternalName') return share;
+  const notes = share.notes;
+  const findings: Finding[] = [];
+  // The helpers report into an array; moving their findings into the notes keeps the walk's order.
+  const flush = () => notes.push(...findings.splice(0));
+  const service = serviceRef(s);
+  const targets = targetsOf(s, context.externalIPs, findings);
+  flush();
+  if (targets.length === 0) return share;
+  if (isHeadless(s)) {
+    notes.push({
+      severity: 'info',
+      fix: FIX,
+      reason: 'Headless',
+      message: `${key} is headless (no cluster IP), so ${targets.map((t) => formatAddress(t.address)).join(', ')} cannot be redirected to one`,
+      service,
+    });
+    return share;
+  }
+  const ports = servicePorts(s, findings);
+  const { ranges, restricted } = sourceRanges(s, findings);
+  flush();
+
+  for (const [f, family] of context.families.entries()) {
+    const own = targets.filter((t) => t.address.family === family);
+    if (own.length === 0) continue;
+    const clusterIP = clusterIPFor(s, family);
+    if (!clusterIP) {
+      notes.push({
+        severity: 'warning',
+        fix: FIX,
+        reason: 'NoClusterIPForFamily',
+        message: `${key}: ${own.map((t) => formatAddress(t.address)).join(', ')} ${own.length === 1 ? 'is' : 'are'} ${FAMILY_LABEL[family]} but the Service has no ${FAMILY_LABEL[family]} cluster IP; not redirected`,
+        service,
+      });
+      continue;
+    }
+    const podCidrs = context.pods.get(family) ?? [];
+    const familyRanges = ranges.filter((r) => r.family === family);
+
+    const limitedPods = minimalCidrs(podCidrs.flatMap((p) => familyRanges.map((r) => intersectCidrs(p, r)).filter((c): c is Cidr => c !== null)));
+    if (restricted && own.some((t) => t.ingress) && podCidrs.length > 0 && limitedPods.length === 0) {
+      notes.push({
+        severity: 'info',
+        fix: FIX,
+        reason: 'SourceRangesExcludePods',
+        message: `${key}: no ${FAMILY_LABEL[family]} pod CIDR overlaps loadBalancerSourceRanges, so pods' traffic to its ${FAMILY_LABEL[family]} load balancer IPs is left to kube-proxy`,
+        service,
+      });
+    }
+
+    const podRules = share.pods[f]!;
+    const hostRules = share.host[f]!;
+    for (const target of own) {
+      const limited = target.ingress && restricted;
+      const podSources: Array<Cidr | null> = limited ? limitedPods : podCidrs;
+      const hostSources: Array<Cidr | null> = limited ? minimalCidrs(familyRanges) : [null];
+      const destination = formatAddress(target.address);
+
+      for (const port of ports) {
+        notes.push({ claim: `${family} ${destination} ${port.protocol} ${port.port}`, destination, port });
+        const text = port.name ? `${key}:${port.name}` : key;
+        const make = (source: Cidr | null): RuleSpec[] => {
+          const header = { source: source ? formatCidr(source) : undefined, destination, protocol: port.protocol };
+          const matches = [comment(text), portMatch(port)];
+          return [b.rule(header, matches, b.orMark(context.mark)), b.rule(header, matches, b.dnat(formatAddress(clusterIP), port.port))];
+        };
+        podRules.push(...podSources.flatMap(make));
+        hostRules.push(...hostSources.flatMap(make));
+      }
+    }
+  }
+  return share;
+}
+
+/** The node-wide inputs of the fix, with the findings they give (once per render, not per Service). */
+function nodeContext(input: ModelInput, families: IpFamily[], findings: Finding[]): NodeContext {
   const mark = masqueradeMark(input, findings);
-  const pods = new Map<IpFamily, PodCidrs | null>();
+  const pods = new Map<IpFamily, Cidr[]>();
   for (const family of families) {
     const p = podCidrsFor(input, family, findings);
-    pods.set(family, p);
+    pods.set(family, p?.cidrs ?? []);
     if (!p) {
       const variable = family === 'ipv4' ? 'POD_CIDR_IPV4' : 'POD_CIDR_IPV6';
       const why = input.config.podCidrs[family]?.length
@@ -214,97 +332,77 @@ export function renderExternalCluster(input: ModelInput, families: IpFamily[], s
       });
     }
   }
+  const externalIPs = input.config.externalIPs;
+  const fingerprint = JSON.stringify([families, mark, externalIPs, families.map((f) => pods.get(f)!.map(formatCidr))]);
+  return { families, mark, pods, externalIPs, fingerprint };
+}
 
-  const podRules = new Map<IpFamily, RuleSpec[]>(families.map((f) => [f, []]));
-  const hostRules = new Map<IpFamily, RuleSpec[]>(families.map((f) => [f, []]));
+function append<T>(to: T[], items: readonly T[]): void {
+  for (let i = 0; i < items.length; i++) to.push(items[i]!);
+}
+
+/**
+ * The fix's nat chains for every family. `memo` carries each Service's share over from the last
+ * render (see ExternalClusterMemo); the output is the same with a fresh one.
+ */
+export function renderExternalCluster(
+  input: ModelInput,
+  families: IpFamily[],
+  services: ServiceInput[],
+  memo: ExternalClusterMemo = new ExternalClusterMemo(),
+): { parts: Part[]; findings: Finding[] } {
+  const findings: Finding[] = [];
+  if (!input.config.externalCluster) return { parts: [], findings };
+  if (input.facts.proxyMode !== 'ipvs') {
+    findings.push({
+      severity: 'warning',
+      fix: FIX,
+      reason: 'NotIPVSMode',
+      message:
+        `RULE_EXTERNAL_CLUSTER_ENABLE is set but kube-proxy runs in ${input.facts.proxyMode} mode, which already serves external IPs from inside the cluster; ` +
+        'a DNAT to the cluster IP would bypass it and black-hole that traffic, so no External-IP → Cluster-IP rules are written',
+    });
+    return { parts: [], findings };
+  }
+
+  const context = nodeContext(input, families, findings);
+  const podRules: RuleSpec[][] = families.map(() => []);
+  const hostRules: RuleSpec[][] = families.map(() => []);
+  // Which Service claimed each destination first depends on all Services and their order: never memoized.
   const claimed = new Map<string, string>();
 
   for (const s of services) {
-    if (s.spec.type === 'ExternalName') continue;
-    const key = serviceKey(s);
-    const service = serviceRef(s);
-    const targets = targetsOf(s, input, findings);
-    if (targets.length === 0) continue;
-    if (isHeadless(s)) {
-      findings.push({
-        severity: 'info',
-        fix: FIX,
-        reason: 'Headless',
-        message: `${key} is headless (no cluster IP), so ${targets.map((t) => formatAddress(t.address)).join(', ')} cannot be redirected to one`,
-        service,
-      });
-      continue;
-    }
-    const ports = servicePorts(s, findings);
-    const { ranges, restricted } = sourceRanges(s, findings);
-
-    for (const family of families) {
-      const own = targets.filter((t) => t.address.family === family);
-      if (own.length === 0) continue;
-      const clusterIP = clusterIPFor(s, family);
-      if (!clusterIP) {
+    const share = memo.shareOf(s, context);
+    for (const note of share.notes) {
+      if (!('claim' in note)) {
+        findings.push(note);
+        continue;
+      }
+      const first = claimed.get(note.claim);
+      if (first === undefined) {
+        claimed.set(note.claim, share.key);
+      } else if (first !== share.key) {
         findings.push({
           severity: 'warning',
           fix: FIX,
-          reason: 'NoClusterIPForFamily',
-          message: `${key}: ${own.map((t) => formatAddress(t.address)).join(', ')} ${own.length === 1 ? 'is' : 'are'} ${FAMILY_LABEL[family]} but the Service has no ${FAMILY_LABEL[family]} cluster IP; not redirected`,
-          service,
-        });
-        continue;
-      }
-      const podCidrs = pods.get(family)?.cidrs ?? [];
-      const familyRanges = ranges.filter((r) => r.family === family);
-
-      const limitedPods = minimalCidrs(podCidrs.flatMap((p) => familyRanges.map((r) => intersectCidrs(p, r)).filter((c): c is Cidr => c !== null)));
-      if (restricted && own.some((t) => t.ingress) && podCidrs.length > 0 && limitedPods.length === 0) {
-        findings.push({
-          severity: 'info',
-          fix: FIX,
-          reason: 'SourceRangesExcludePods',
-          message: `${key}: no ${FAMILY_LABEL[family]} pod CIDR overlaps loadBalancerSourceRanges, so pods' traffic to its ${FAMILY_LABEL[family]} load balancer IPs is left to kube-proxy`,
-          service,
+          reason: 'SharedAddressConflict',
+          message: `${share.key} and ${first} both claim ${note.destination} ${note.port.protocol.toUpperCase()}/${note.port.port}; traffic goes to ${first}'s cluster IP`,
+          service: serviceRef(s),
         });
       }
-
-      for (const target of own) {
-        const limited = target.ingress && restricted;
-        const podSources: Array<Cidr | null> = limited ? limitedPods : podCidrs;
-        const hostSources: Array<Cidr | null> = limited ? minimalCidrs(familyRanges) : [null];
-        const destination = formatAddress(target.address);
-
-        for (const port of ports) {
-          const claim = `${family} ${destination} ${port.protocol} ${port.port}`;
-          const first = claimed.get(claim);
-          if (first === undefined) {
-            claimed.set(claim, key);
-          } else if (first !== key) {
-            findings.push({
-              severity: 'warning',
-              fix: FIX,
-              reason: 'SharedAddressConflict',
-              message: `${key} and ${first} both claim ${destination} ${port.protocol.toUpperCase()}/${port.port}; traffic goes to ${first}'s cluster IP`,
-              service,
-            });
-          }
-          const text = port.name ? `${key}:${port.name}` : key;
-          const make = (source: Cidr | null): RuleSpec[] => {
-            const header = { source: source ? formatCidr(source) : undefined, destination, protocol: port.protocol };
-            const matches = [comment(text), portMatch(port)];
-            return [b.rule(header, matches, b.orMark(mark)), b.rule(header, matches, b.dnat(formatAddress(clusterIP), port.port))];
-          };
-          podRules.get(family)!.push(...podSources.flatMap(make));
-          hostRules.get(family)!.push(...hostSources.flatMap(make));
-        }
-      }
+    }
+    for (let f = 0; f < families.length; f++) {
+      append(podRules[f]!, share.pods[f]!);
+      append(hostRules[f]!, share.host[f]!);
     }
   }
 
-  const parts: Part[] = families.map((family) => ({
+  const parts: Part[] = families.map((family, f) => ({
     family,
     table: 'nat',
     chains: [
-      { name: CHAINS.externalHost, rules: hostRules.get(family)! },
-      { name: CHAINS.externalPods, rules: podRules.get(family)! },
+      { name: CHAINS.externalHost, rules: hostRules[f]! },
+      { name: CHAINS.externalPods, rules: podRules[f]! },
     ],
     jumps: [
       { chain: 'PREROUTING', rule: jumpRule(CHAINS.externalPods, 'nodenet external-cluster: pods reach external IPs through cluster IPs') },

@@ -90,8 +90,12 @@ export function renderNotrackDns(input: ModelInput, families: IpFamily[], servic
     return { parts: [], findings };
   }
 
-  const byKey = new Map(services.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
   const wanted = [...new Map(input.config.dnsServices.map((d) => [`${d.namespace}/${d.name}`, d])).values()].sort(compareRefs);
+  // Only the few DNS Services are looked up: no key string per Service (there may be 10,000).
+  const byKey = new Map<string, ServiceInput>();
+  for (const s of services) {
+    for (const d of wanted) if (s.metadata.name === d.name && s.metadata.namespace === d.namespace) byKey.set(`${d.namespace}/${d.name}`, s);
+  }
   const raw = new Map<IpFamily, RuleSpec[]>(families.map((f) => [f, []]));
   const seen = new Set<string>();
   const add = (family: IpFamily, key: string, rule: RuleSpec) => {

@@ -23,6 +23,12 @@ export class FindingsReporter {
     const now = new Set<string>();
     this.metrics.findings.reset();
     const counts = new Map<string, number>();
+    let uids: Map<string, string | undefined> | null = null;
+    const uidOf = (ref: ServiceRef) => {
+      // Built once, on the first Warning: a lookup per Warning would be quadratic in the Services.
+      uids ??= new Map([...services].reverse().map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s.metadata.uid]));
+      return uids.get(`${ref.namespace}/${ref.name}`);
+    };
     for (const f of findings) {
       const key = `${f.fix}|${f.reason}|${f.service ? `${f.service.namespace}/${f.service.name}` : ''}|${f.message}`;
       now.add(key);
@@ -33,7 +39,7 @@ export class FindingsReporter {
         if (f.severity === 'warning') this.log.warn(fields, f.message);
         else this.log.info(fields, f.message);
       }
-      if (f.severity === 'warning') for (const s of this.concerned(f, services, config)) this.warn(s, f, services);
+      if (f.severity === 'warning') for (const s of this.concerned(f, services, config)) this.warn(s, f, uidOf);
     }
     for (const key of this.active) {
       if (!now.has(key)) {
@@ -59,9 +65,9 @@ export class FindingsReporter {
       .map((s) => s.metadata);
   }
 
-  private warn(service: ServiceRef, f: Finding, services: readonly ServiceInput[]): void {
+  private warn(service: ServiceRef, f: Finding, uidOf: (service: ServiceRef) => string | undefined): void {
     if (!this.events) return;
-    const uid = services.find((s) => s.metadata.namespace === service.namespace && s.metadata.name === service.name)?.metadata.uid;
+    const uid = uidOf(service);
     this.events.warning(
       { kind: 'Service', apiVersion: 'v1', namespace: service.namespace, name: service.name, ...(uid ? { uid } : {}) },
       f.reason,

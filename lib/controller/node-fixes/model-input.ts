@@ -6,8 +6,22 @@ import type { EndpointSliceInput, FixesConfig, NodeInput, ServiceInput } from '.
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
-/** null for an object without namespace or name (never served by the API, but typed optional). */
+// The informers replace a Service's object when it changes and keep it otherwise, so converting by
+// object identity hands the model the same ServiceInput every reconcile until the Service changes:
+// the model's renderer reuses its rules by that identity. A WeakMap forgets replaced objects.
+const converted = new WeakMap<V1Service, ServiceInput | null>();
+
+/**
+ * null for an object without namespace or name (never served by the API, but typed optional). The
+ * same V1Service object always gives the same ServiceInput object: change neither in place.
+ */
 export function serviceInput(s: V1Service): ServiceInput | null {
+  let input = converted.get(s);
+  if (input === undefined) converted.set(s, (input = convertService(s)));
+  return input;
+}
+
+function convertService(s: V1Service): ServiceInput | null {
   const { namespace, name, uid } = s.metadata ?? {};
   if (!namespace || !name) return null;
   const spec = s.spec ?? {};

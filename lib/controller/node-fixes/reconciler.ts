@@ -5,8 +5,9 @@ import { CoreV1Api, type KubeConfig, type V1Service } from '@kubernetes/client-n
 import type { Logger } from 'pino';
 
 import { conntrack, isKernelError } from '../../kernel/index.js';
+import { deepFreeze } from '../../kernel/netfilter/frozen.js';
 import { legacyBackend, type IpFamily, type NetfilterBackend, type TableState } from '../../kernel/netfilter/index.js';
-import { applyOrder, render, type ModelInput, type ServiceInput } from '../../model/index.js';
+import { applyOrder, ModelRenderer, type ModelInput, type ServiceInput } from '../../model/index.js';
 import { describeApiError } from '../api-errors.js';
 import type { EventRecorder } from '../events.js';
 import type { InformerEvent } from '../informer.js';
@@ -41,6 +42,8 @@ const keyOf = (s: ServiceInput) => `${s.metadata.namespace}/${s.metadata.name}`;
 export class NodeFixesReconciler {
   private readonly guard = new MassDeletionGuard<ServiceInput>(keyOf);
   private readonly findings: FindingsReporter;
+  // Reuses the rules of every Service whose object did not change since the last reconcile.
+  private readonly renderer = new ModelRenderer();
   private readonly core: CoreV1Api;
   /** Per family, the UDP DNATs the nat table held after nodenet's last successful apply of it. */
   private readonly dnats = new Map<IpFamily, UdpDnats>();
@@ -85,7 +88,14 @@ export class NodeFixesReconciler {
       dnsEndpointSlices: this.o.informers.dnsSlices ? dnsEndpointSlices(config.fixes, this.o.informers.dnsSlices.list()) : [],
       node: nodeInput(node),
     };
-    const desired = render(input);
+    const desired = this.renderer.render(input);
+    // The renderer hands back the same rule objects for every Service that did not change, and the
+    // agent never edits them: frozen, they are validated and encoded once (the kernel layer
+    // remembers deeply frozen rules by identity), so an event costs what changed, not the node.
+    for (const table of desired.tables) {
+      for (const chain of table.chains) for (const rule of chain.rules) deepFreeze(rule);
+      for (const jump of table.jumps) deepFreeze(jump.rule);
+    }
     this.findings.report(desired.findings, services, config.fixes);
     this.o.fixesMetrics.services.set(services.length);
 

@@ -26,16 +26,25 @@ function hostAddress(value: string): string | null {
   return v6 ? new URL(`http://[${address}]/`).hostname.slice(1, -1) : address;
 }
 
+// The model hands out the same RuleSpec object for a rule that did not change, so each UDP DNAT is
+// parsed once, not once per reconcile (an IPv6 address goes through the URL parser).
+const parsed = new WeakMap<RuleSpec, [string, string] | null>();
+
 function udpDnat(rule: RuleSpec): [string, string] | null {
   const t = rule.target;
   if (t.kind !== 'extension' || t.name !== 'DNAT') return null;
   const proto = rule.protocol;
   if (!proto || proto.invert || !(proto.name === 'udp' || proto.number === 17)) return null;
+  let entry = parsed.get(rule);
+  if (entry === undefined) parsed.set(rule, (entry = udpDnatKey(rule, t.options as NatOptions | null | undefined)));
+  return entry;
+}
+
+function udpDnatKey(rule: RuleSpec, nat: NatOptions | null | undefined): [string, string] | null {
   if (!rule.destination || rule.destination.invert) return null;
   const address = hostAddress(rule.destination.value);
   const ports = (rule.matches ?? []).find((m) => m.name === 'udp')?.options as UdpOptions | null | undefined;
   const range = ports?.destinationPorts;
-  const nat = t.options as NatOptions | null | undefined;
   if (!address || !range || range.invert || range.value.from !== range.value.to || !nat?.addresses) return null;
   return [`${address} ${range.value.from}`, `${hostAddress(nat.addresses.from) ?? nat.addresses.from}:${nat.ports?.from ?? range.value.from}`];
 }
