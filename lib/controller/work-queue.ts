@@ -1,13 +1,19 @@
 // A level-triggered work queue. A key says "this part of the node may be out of date"; processing
 // it recomputes that part's whole desired state, so any number of adds while a key waits or runs
-// fold into one more run. Failures are retried with per-key exponential backoff; a key waiting
+// fold into one more run. The batch delay is a leading edge, not a wait: a key that has not run
+// for batchDelayMs runs at once (a lone Service change reaches the kernel without sitting out a
+// timer), and one that ran more recently waits until batchDelayMs after that run started, so a
+// stream of events still costs at most one run per key per batchDelayMs. Failures are retried with per-key exponential backoff; a key waiting
 // for its retry is not pulled forward by new adds (the retry will see their changes anyway), which
 // keeps a persistent failure from turning every cluster event into another attempt.
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { realTimers, type TimerHandle, type Timers } from './timers.js';
 
 export interface WorkQueueOptions<K> {
-  /** A key waits this long after its first add, so a burst of events becomes one run (default 100 ms). */
+  /**
+   * The least time between the starts of two runs of one key (default 100 ms): an add runs the key
+   * at once when its last run started longer ago, else when this much has passed since then.
+   */
   batchDelayMs?: number;
   /** Retry delays after consecutive failures of one key (default 1 s doubling up to 60 s, 20% jitter). */
   retry?: BackoffOptions;
@@ -28,6 +34,8 @@ export class WorkQueue<K> {
   private readonly running = new Set<K>();
   private readonly dirty = new Set<K>();
   private readonly backoffs = new Map<K, Backoff>();
+  /** When each key's last run started (pruned of entries older than the batch delay). */
+  private readonly started = new Map<K, number>();
   private readonly idleWaiters: Array<() => void> = [];
   private readonly batchDelayMs: number;
   private readonly workers: number;
@@ -52,7 +60,7 @@ export class WorkQueue<K> {
       return;
     }
     if (this.waiting.has(key) || this.ready.includes(key)) return;
-    this.schedule(key, this.batchDelayMs, false);
+    this.schedule(key, this.spacing(key), false);
   }
 
   /** Keys waiting or ready to run (not those running). */
@@ -86,6 +94,16 @@ export class WorkQueue<K> {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  // How long a key must still wait so that its runs start at least batchDelayMs apart.
+  private spacing(key: K): number {
+    const last = this.started.get(key);
+    if (last === undefined) return 0;
+    const wait = last + this.batchDelayMs - this.timers.now();
+    if (wait > 0) return wait;
+    this.started.delete(key);
+    return 0;
+  }
+
   private schedule(key: K, delayMs: number, retry: boolean): void {
     const handle = this.timers.setTimeout(() => {
       this.waiting.delete(key);
@@ -104,6 +122,7 @@ export class WorkQueue<K> {
   private async run(key: K): Promise<void> {
     this.running.add(key);
     const started = this.timers.now();
+    this.started.set(key, started);
     let retryInMs: number | null = null;
     try {
       await this.process(key);
@@ -123,7 +142,12 @@ export class WorkQueue<K> {
         this.dirty.delete(key);
         this.schedule(key, retryInMs, true);
       } else if (this.dirty.delete(key)) {
-        this.schedule(key, this.batchDelayMs, false);
+        this.schedule(key, this.spacing(key), false);
+      }
+      // Keys come and go (one per pod for shaping): forget start times that no longer space anything.
+      if (this.started.size > 1024) {
+        const now = this.timers.now();
+        for (const [k, at] of this.started) if (at + this.batchDelayMs <= now) this.started.delete(k);
       }
       this.pump();
     }

@@ -6,19 +6,41 @@ import { Backoff } from '../../lib/controller/backoff.js';
 import { WorkQueue } from '../../lib/controller/work-queue.js';
 import { FakeTimers, settle } from '../helpers/fake-timers.js';
 
-t.test('a burst of adds is one run', async (t) => {
+t.test('a burst of adds is one run, started at once', async (t) => {
   const timers = new FakeTimers();
   const runs: string[] = [];
   const queue = new WorkQueue<string>(async (key) => void runs.push(key), { timers, batchDelayMs: 100 });
   for (let i = 0; i < 500; i++) queue.add('node');
   queue.add('other');
   t.equal(queue.length, 2, 'two distinct keys wait');
-  await timers.advance(99);
-  t.same(runs, [], 'nothing before the batch delay');
-  await timers.advance(1);
-  t.same(runs, ['node', 'other'], 'one run per key');
+  await timers.advance(0);
+  t.same(runs, ['node', 'other'], 'a key that has not run lately runs without waiting out the batch delay');
   await timers.advance(10_000);
   t.same(runs, ['node', 'other'], 'and nothing more');
+});
+
+t.test('runs of one key start at least the batch delay apart', async (t) => {
+  const timers = new FakeTimers();
+  const starts: number[] = [];
+  const queue = new WorkQueue<string>(async () => void starts.push(timers.now()), { timers, batchDelayMs: 100 });
+  queue.add('node');
+  await timers.advance(0);
+  t.same(starts, [0], 'the first add runs at once');
+  // An event every 10 ms for a second: at most one run per 100 ms, the first of each at 100 ms after the last.
+  for (let i = 0; i < 100; i++) {
+    await timers.advance(10);
+    queue.add('node');
+  }
+  await timers.advance(1000);
+  t.ok(starts.length >= 11 && starts.length <= 12, `about one run per 100 ms over 1.1 s (${starts.length} runs)`);
+  t.ok(starts.every((at, i) => i === 0 || at - starts[i - 1]! >= 100), `never closer than 100 ms: ${starts.join(', ')}`);
+  const count = starts.length;
+  await timers.advance(500);
+  const now = timers.now();
+  queue.add('node');
+  await timers.advance(0);
+  t.equal(starts.length, count + 1, 'a quiet spell later, one more run');
+  t.equal(starts.at(-1), now, 'and it starts at once again');
 });
 
 t.test('adds during a run give exactly one more run, after it', async (t) => {
