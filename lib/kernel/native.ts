@@ -159,6 +159,15 @@ export interface RawTable {
   chains: RawChain[];
 }
 
+/** One chain of tableCounterSums. */
+export interface RawChainCounterSum {
+  chain: string;
+  packets: bigint;
+  bytes: bigint;
+  /** Acting rules added. */
+  rules: number;
+}
+
 export interface RawQdisc {
   ifindex: number;
   device: string;
@@ -276,6 +285,23 @@ export interface RawNftDumpRequest {
   table?: string;
   /** Also dump rules (default true). */
   rules?: boolean;
+  /**
+   * Sum the rules' counters in the addon instead of returning them (`rules` is then [] whatever
+   * `rules` says, and `sums` holds one entry per chain that has rules). A rule acts when it holds
+   * an expression named in actingExprs, or an immediate whose verdict is in actingVerdicts (NF_DROP
+   * 0, NF_ACCEPT 1, ...); its first counter expression is what it adds.
+   */
+  counterSums?: { actingExprs: string[]; actingVerdicts: number[] };
+}
+
+export interface RawNftChainCounterSum {
+  family: RawNftFamily;
+  table: string;
+  chain: string;
+  packets: bigint;
+  bytes: bigint;
+  /** Acting rules whose counters were added (an acting rule without a counter adds nothing). */
+  rules: number;
 }
 
 export interface RawNftDump {
@@ -286,6 +312,8 @@ export interface RawNftDump {
   tables: RawNftTable[];
   chains: RawNftChain[];
   rules: RawNftRule[];
+  /** Only with counterSums: the sums, in dump order. */
+  sums?: RawNftChainCounterSum[];
 }
 
 export type RawNftOp =
@@ -367,6 +395,12 @@ export interface NativeAddon {
   removeFdb(device: string, mac: Buffer, dst: string | undefined, netns?: string): Promise<void>;
   readTable(family: 4 | 6, table: string, netns?: string): Promise<RawTable>;
   applyTable(spec: RawApplySpec, netns?: string): Promise<RawApplyResult>;
+  /**
+   * Per chain whose name starts with chainPrefix (also those with no acting rule), the counters of
+   * its rules whose target is in actingTargets, as iptc_get_target names it ('DROP', 'DNAT', 'CT').
+   * Read like readTable (no xtables lock), summed in the addon; a missing table gives [].
+   */
+  tableCounterSums(family: 4 | 6, table: string, chainPrefix: string, actingTargets: string[], netns?: string): Promise<RawChainCounterSum[]>;
   listQdiscs(device?: string, netns?: string): Promise<RawQdisc[]>;
   changeQdisc(request: RawQdiscRequest, netns?: string): Promise<void>;
   readSysctl(name: string, netns?: string): Promise<string>;

@@ -98,6 +98,32 @@ class ReadTableJob : public Job {
   XtTable snapshot_;
 };
 
+class CounterSumsJob : public Job {
+ public:
+  CounterSumsJob(Napi::Env env, std::string netns, XtCounterSumsRequest request)
+      : Job(env, "netfilter.counterSums", std::move(netns)), request_(std::move(request)) {}
+
+ protected:
+  void Execute() override { sums_ = SumXtCounters(request_); }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, sums_.size());
+    for (size_t i = 0; i < sums_.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("chain", sums_[i].chain);
+      o.Set("packets", Napi::BigInt::New(env, sums_[i].packets));
+      o.Set("bytes", Napi::BigInt::New(env, sums_[i].bytes));
+      o.Set("rules", sums_[i].rules);
+      out.Set(i, o);
+    }
+    return out;
+  }
+
+ private:
+  XtCounterSumsRequest request_;
+  std::vector<XtChainCounterSum> sums_;
+};
+
 class ApplyTableJob : public Job {
  public:
   ApplyTableJob(Napi::Env env, std::string netns, XtApplySpec spec)
@@ -286,11 +312,33 @@ Napi::Value ReadTableBinding(const Napi::CallbackInfo& info) {
   return PoolOf(env).Submit(env, std::make_unique<ReadTableJob>(env, netns, family, table));
 }
 
+// tableCounterSums(family: 4|6, table, chainPrefix, actingTargets: string[], netns?): Promise<RawChainCounterSum[]>
+Napi::Value TableCounterSumsBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "tableCounterSums";
+  XtCounterSumsRequest request;
+  request.family = FamilyArgument(info, 0, fn);
+  request.table = StringArgument(info, 1, fn, "table");
+  if (request.table.empty() || request.table.size() >= 32) throw Napi::RangeError::New(env, "tableCounterSums: table name must be 1-31 bytes");
+  request.chain_prefix = StringArgument(info, 2, fn, "chainPrefix");
+  Napi::Value targets = info.Length() > 3 ? info[3] : env.Undefined();
+  if (!targets.IsArray()) throw Napi::TypeError::New(env, "tableCounterSums: actingTargets must be an array of strings");
+  Napi::Array list = targets.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    Napi::Value name = list.Get(i);
+    if (!name.IsString()) throw Napi::TypeError::New(env, "tableCounterSums: actingTargets[" + std::to_string(i) + "] must be a string");
+    request.acting_targets.push_back(name.As<Napi::String>().Utf8Value());
+  }
+  std::string netns = NetnsArgument(info, 4, fn);
+  return PoolOf(env).Submit(env, std::make_unique<CounterSumsJob>(env, netns, std::move(request)));
+}
+
 }  // namespace
 
 void RegisterNetfilter(Napi::Env env, Napi::Object exports) {
   exports.Set("listTables", Napi::Function::New(env, ListTablesBinding, "listTables"));
   exports.Set("readTable", Napi::Function::New(env, ReadTableBinding, "readTable"));
+  exports.Set("tableCounterSums", Napi::Function::New(env, TableCounterSumsBinding, "tableCounterSums"));
   exports.Set("applyTable", Napi::Function::New(env, ApplyTableBinding, "applyTable"));
 }
 

@@ -259,6 +259,21 @@ class NftDumpJob : public Job {
       rules.Set(i, o);
     }
     out.Set("rules", rules);
+    if (request_.counter_sums) {
+      Napi::Array sums = Napi::Array::New(env, dump_.sums.size());
+      for (size_t i = 0; i < dump_.sums.size(); ++i) {
+        const NftChainCounterSum& s = dump_.sums[i];
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("family", s.family);
+        o.Set("table", s.table);
+        o.Set("chain", s.chain);
+        o.Set("packets", Napi::BigInt::New(env, s.packets));
+        o.Set("bytes", Napi::BigInt::New(env, s.bytes));
+        o.Set("rules", s.rules);
+        sums.Set(i, o);
+      }
+      out.Set("sums", sums);
+    }
     return out;
   }
 
@@ -267,7 +282,7 @@ class NftDumpJob : public Job {
   NftDump dump_;
 };
 
-// nftDump({family?, table?, rules?}, netns?): Promise<RawNftDump>
+// nftDump({family?, table?, rules?, counterSums?}, netns?): Promise<RawNftDump>
 Napi::Value NftDumpBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string fn = "nftDump";
@@ -279,6 +294,25 @@ Napi::Value NftDumpBinding(const Napi::CallbackInfo& info) {
   if (!rules.IsUndefined()) {
     if (!rules.IsBoolean()) TypeError(env, fn, "request.rules", "must be a boolean");
     request.rules = rules.As<Napi::Boolean>().Value();
+  }
+  Napi::Value sums = o.Get("counterSums");
+  if (!Absent(sums)) {
+    Napi::Object spec = ObjectOf(sums, fn, "request.counterSums");
+    NftCounterSumsRequest counter_sums;
+    Napi::Value exprs = spec.Get("actingExprs");
+    if (!exprs.IsArray()) TypeError(env, fn, "request.counterSums.actingExprs", "must be an array");
+    Napi::Array names = exprs.As<Napi::Array>();
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      counter_sums.acting_exprs.push_back(StringOf(names.Get(i), fn, "request.counterSums.actingExprs[" + std::to_string(i) + "]"));
+    }
+    Napi::Value verdicts = spec.Get("actingVerdicts");
+    if (!verdicts.IsArray()) TypeError(env, fn, "request.counterSums.actingVerdicts", "must be an array");
+    Napi::Array codes = verdicts.As<Napi::Array>();
+    for (uint32_t i = 0; i < codes.Length(); ++i) {
+      counter_sums.acting_verdicts.push_back(static_cast<int32_t>(IntegerOf(codes.Get(i), fn, "request.counterSums.actingVerdicts[" + std::to_string(i) + "]",
+                                                                            std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max())));
+    }
+    request.counter_sums = std::move(counter_sums);
   }
   std::string netns = NetnsArgument(info, 1, "nftDump");
   return PoolOf(env).Submit(env, std::make_unique<NftDumpJob>(env, netns, std::move(request)));

@@ -26,6 +26,8 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <string_view>
+#include <tuple>
 
 #include "error.h"
 #include "extack.h"
@@ -626,10 +628,112 @@ NftRule ParseNftRule(const nlmsghdr* nlh) {
 
 namespace {
 
-bool Selected(const NftDumpRequest& request, uint32_t family, const std::string& table) {
+bool Selected(const NftDumpRequest& request, uint32_t family, std::string_view table) {
   if (request.family != NFPROTO_UNSPEC && family != request.family) return false;
   return !request.table || *request.table == table;
 }
+
+std::string_view AttrView(const nlattr* attr) {
+  const char* p = static_cast<const char*>(mnl_attr_get_payload(attr));
+  return std::string_view(p, strnlen(p, mnl_attr_get_payload_len(attr)));
+}
+
+// The verdict an immediate's NFTA_EXPR_DATA loads, if it loads one (not data into a register).
+std::optional<int32_t> ImmediateVerdict(const nlattr* expr_data) {
+  std::optional<int32_t> verdict;
+  ForEachAttr(mnl_attr_get_payload(expr_data), mnl_attr_get_payload_len(expr_data), [&](const nlattr* imm) {
+    if (mnl_attr_get_type(imm) != NFTA_IMMEDIATE_DATA) return;
+    ForEachAttr(mnl_attr_get_payload(imm), mnl_attr_get_payload_len(imm), [&](const nlattr* data) {
+      if (mnl_attr_get_type(data) != NFTA_DATA_VERDICT) return;
+      ForEachAttr(mnl_attr_get_payload(data), mnl_attr_get_payload_len(data), [&](const nlattr* v) {
+        if (mnl_attr_get_type(v) == NFTA_VERDICT_CODE && mnl_attr_get_payload_len(v) == sizeof(uint32_t)) {
+          verdict = static_cast<int32_t>(ntohl(mnl_attr_get_u32(v)));
+        }
+      });
+    });
+  });
+  return verdict;
+}
+
+// Sums one NFT_MSG_NEWRULE message into `sums`, read straight from its attributes: no libnftnl
+// objects, no copies. `index` finds a chain's entry; rules arrive chain by chain, so it is rarely asked.
+class CounterSummer {
+ public:
+  CounterSummer(const NftDumpRequest& request, std::vector<NftChainCounterSum>& sums)
+      : request_(request), spec_(*request.counter_sums), sums_(sums) {}
+
+  void Add(const nlmsghdr* nlh) {
+    const size_t header = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
+    if (nlh->nlmsg_len < header) return;
+    const uint32_t family = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh))->nfgen_family;
+    std::string_view table;
+    std::string_view chain;
+    const nlattr* exprs = nullptr;
+    ForEachAttr(reinterpret_cast<const char*>(nlh) + header, nlh->nlmsg_len - header, [&](const nlattr* attr) {
+      switch (mnl_attr_get_type(attr)) {
+        case NFTA_RULE_TABLE: table = AttrView(attr); break;
+        case NFTA_RULE_CHAIN: chain = AttrView(attr); break;
+        case NFTA_RULE_EXPRESSIONS: exprs = attr; break;
+        default: break;
+      }
+    });
+    if (!Selected(request_, family, table)) return;
+    NftChainCounterSum& sum = EntryFor(family, table, chain);
+    if (exprs == nullptr) return;
+    bool acts = false;
+    bool counted = false;
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+    ForEachAttr(mnl_attr_get_payload(exprs), mnl_attr_get_payload_len(exprs), [&](const nlattr* elem) {
+      std::string_view name;
+      const nlattr* data = nullptr;
+      ForEachAttr(mnl_attr_get_payload(elem), mnl_attr_get_payload_len(elem), [&](const nlattr* field) {
+        if (mnl_attr_get_type(field) == NFTA_EXPR_NAME) name = AttrView(field);
+        if (mnl_attr_get_type(field) == NFTA_EXPR_DATA) data = field;
+      });
+      if (std::find(spec_.acting_exprs.begin(), spec_.acting_exprs.end(), name) != spec_.acting_exprs.end()) acts = true;
+      if (data == nullptr) return;
+      if (name == "immediate" && !acts) {
+        std::optional<int32_t> verdict = ImmediateVerdict(data);
+        if (verdict && std::find(spec_.acting_verdicts.begin(), spec_.acting_verdicts.end(), *verdict) != spec_.acting_verdicts.end()) acts = true;
+      } else if (name == "counter" && !counted) {
+        ForEachAttr(mnl_attr_get_payload(data), mnl_attr_get_payload_len(data), [&](const nlattr* c) {
+          if (mnl_attr_get_payload_len(c) != sizeof(uint64_t)) return;
+          if (mnl_attr_get_type(c) == NFTA_COUNTER_PACKETS) packets = be64toh(mnl_attr_get_u64(c));
+          if (mnl_attr_get_type(c) == NFTA_COUNTER_BYTES) bytes = be64toh(mnl_attr_get_u64(c));
+        });
+        counted = true;
+      }
+    });
+    if (!acts || !counted) return;
+    sum.packets += packets;
+    sum.bytes += bytes;
+    ++sum.rules;
+  }
+
+ private:
+  NftChainCounterSum& EntryFor(uint32_t family, std::string_view table, std::string_view chain) {
+    if (!sums_.empty()) {
+      NftChainCounterSum& last = sums_.back();
+      if (last.family == family && last.table == table && last.chain == chain) return last;
+    }
+    auto key = std::make_tuple(family, std::string(table), std::string(chain));
+    auto [it, added] = index_.emplace(key, sums_.size());
+    if (added) {
+      NftChainCounterSum sum;
+      sum.family = family;
+      sum.table = std::get<1>(key);
+      sum.chain = std::get<2>(key);
+      sums_.push_back(std::move(sum));
+    }
+    return sums_[it->second];
+  }
+
+  const NftDumpRequest& request_;
+  const NftCounterSumsRequest& spec_;
+  std::vector<NftChainCounterSum>& sums_;
+  std::map<std::tuple<uint32_t, std::string, std::string>, size_t> index_;
+};
 
 // One attempt; false when the ruleset changed while it was being read.
 bool TryDump(NftSocket& sock, const NftDumpRequest& request, NftDump& out) {
@@ -675,15 +779,21 @@ bool TryDump(NftSocket& sock, const NftDumpRequest& request, NftDump& out) {
     out.chains.push_back(std::move(chain));
   });
 
-  if (request.rules) {
+  if (request.rules || request.counter_sums) {
     // The kernel filters a rule dump by table itself (tables and chains come back whole), but stops
     // at the first table of that name: across families the filtering is left to Selected().
     auto filter = Check(nftnl_rule_alloc(), "rules", "a rule object");
     if (request.table && request.family != NFPROTO_UNSPEC) nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, request.table->c_str());
     req = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, family, NLM_F_DUMP, sock.NextSeq());
     nftnl_rule_nlmsg_build_payload(req, filter.get());
+    std::optional<CounterSummer> summer;
+    if (request.counter_sums) summer.emplace(request, out.sums);
     consistent &= Request(sock, req, "rules", [&](const nlmsghdr* nlh) {
       if (nlh->nlmsg_type != NftType(NFT_MSG_NEWRULE)) return;
+      if (summer) {
+        summer->Add(nlh);
+        return;
+      }
       NftRule rule = ParseNftRule(nlh);
       if (Selected(request, rule.family, rule.table)) out.rules.push_back(std::move(rule));
     });

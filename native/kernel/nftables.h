@@ -90,10 +90,31 @@ struct NftRule {
   std::vector<NftExpr> exprs;
 };
 
+// Which rules' counters a dump sums (see NftDumpRequest::counter_sums): a rule acts when one of its
+// expressions is named in acting_exprs, or is an immediate whose verdict is in acting_verdicts.
+struct NftCounterSumsRequest {
+  std::vector<std::string> acting_exprs;
+  std::vector<int32_t> acting_verdicts;  // NF_DROP 0, NF_ACCEPT 1, NFT_RETURN -5, ...
+};
+
+// One chain's acting rules, summed: the first counter expression of each (a rule without one adds
+// nothing and is not counted).
+struct NftChainCounterSum {
+  uint32_t family = 0;
+  std::string table;
+  std::string chain;
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  uint32_t rules = 0;  // acting rules whose counters were added
+};
+
 struct NftDumpRequest {
   uint32_t family = 0;               // NFPROTO_UNSPEC: every family
   std::optional<std::string> table;  // every table when absent
   bool rules = true;
+  // When set, the rules are read (whatever `rules` says) but not kept: each is summed into `sums`
+  // straight from its netlink message, so a large ruleset costs no per-rule objects.
+  std::optional<NftCounterSumsRequest> counter_sums;
 };
 
 struct NftDump {
@@ -101,7 +122,8 @@ struct NftDump {
   uint64_t netns_cookie = 0;  // of the namespace the dump was read in (see NftGeneration)
   std::vector<NftTable> tables;
   std::vector<NftChain> chains;
-  std::vector<NftRule> rules;
+  std::vector<NftRule> rules;           // empty with counter_sums
+  std::vector<NftChainCounterSum> sums;  // with counter_sums: one per chain that has rules, in dump order
 };
 
 // Everything the request selects, as of one ruleset generation: the generation is read before and

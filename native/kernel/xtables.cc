@@ -71,6 +71,45 @@ XtRule CopyRule(const typename Tc::Entry* e, xtc_handle* h) {
   return rule;
 }
 
+// libiptc's handle of one table as the kernel holds it now; the caller holds libiptc_mutex.
+template <class Tc>
+std::unique_ptr<xtc_handle, void (*)(xtc_handle*)> InitTable(const std::string& table, const std::string& object) {
+  std::unique_ptr<xtc_handle, void (*)(xtc_handle*)> handle(Tc::Init(table.c_str()), Tc::Free);
+  if (!handle) {
+    int err = errno;
+    throw KernelError(err, object, std::string("cannot read table: ") + Tc::StrError(err));
+  }
+  return handle;
+}
+
+template <class Tc>
+std::vector<XtChainCounterSum> Sum(const XtCounterSumsRequest& request) {
+  std::optional<std::vector<std::string>> existing = ListNames<Tc>(request.family);
+  if (!existing || std::find(existing->begin(), existing->end(), request.table) == existing->end()) return {};
+
+  std::lock_guard<std::mutex> lock(libiptc_mutex);
+  auto handle = InitTable<Tc>(request.table, TableObject(request.family, request.table));
+  xtc_handle* h = handle.get();
+  std::vector<XtChainCounterSum> out;
+  for (const char* name = Tc::FirstChain(h); name != nullptr; name = Tc::NextChain(h)) {
+    if (std::strncmp(name, request.chain_prefix.c_str(), request.chain_prefix.size()) != 0) continue;
+    XtChainCounterSum sum;
+    sum.chain = name;
+    for (const auto* e = Tc::FirstRule(name, h); e != nullptr; e = Tc::NextRule(e, h)) {
+      const char* target = Tc::Target(e, h);
+      if (target == nullptr ||
+          std::find(request.acting_targets.begin(), request.acting_targets.end(), target) == request.acting_targets.end()) {
+        continue;
+      }
+      sum.packets += e->counters.pcnt;
+      sum.bytes += e->counters.bcnt;
+      ++sum.rules;
+    }
+    out.push_back(std::move(sum));
+  }
+  return out;
+}
+
 template <class Tc>
 XtTable Read(IpFamily family, const std::string& table) {
   const std::string object = TableObject(family, table);
@@ -83,11 +122,7 @@ XtTable Read(IpFamily family, const std::string& table) {
   }
 
   std::lock_guard<std::mutex> lock(libiptc_mutex);
-  std::unique_ptr<xtc_handle, void (*)(xtc_handle*)> handle(Tc::Init(table.c_str()), Tc::Free);
-  if (!handle) {
-    int err = errno;
-    throw KernelError(err, object, std::string("cannot read table: ") + Tc::StrError(err));
-  }
+  auto handle = InitTable<Tc>(table, object);
   XtTable out;
   out.family = family;
   out.name = table;
@@ -123,6 +158,10 @@ std::vector<std::string> ListXtTables(IpFamily family) {
 
 XtTable ReadXtTable(IpFamily family, const std::string& table) {
   return family == IpFamily::kIPv4 ? Read<Ip4Tc>(family, table) : Read<Ip6Tc>(family, table);
+}
+
+std::vector<XtChainCounterSum> SumXtCounters(const XtCounterSumsRequest& request) {
+  return request.family == IpFamily::kIPv4 ? Sum<Ip4Tc>(request) : Sum<Ip6Tc>(request);
 }
 
 }  // namespace nodenet

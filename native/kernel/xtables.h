@@ -54,6 +54,28 @@ std::vector<std::string> ListXtTables(IpFamily family);
 // A snapshot of one table. Throws KernelError (ENOENT when the table does not exist; it is not created).
 XtTable ReadXtTable(IpFamily family, const std::string& table);
 
+// Which rules' counters SumXtCounters adds up: those in chains whose name starts with chain_prefix
+// whose target is one of acting_targets, named as iptc_get_target names it (a standard verdict
+// "DROP"/"ACCEPT"/..., an extension "DNAT", "CT"; a jump by its chain's name).
+struct XtCounterSumsRequest {
+  IpFamily family = IpFamily::kIPv4;
+  std::string table;
+  std::string chain_prefix;
+  std::vector<std::string> acting_targets;
+};
+
+struct XtChainCounterSum {
+  std::string chain;
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  uint32_t rules = 0;  // acting rules added
+};
+
+// One entry per chain whose name starts with the prefix (also those without an acting rule), in
+// libiptc order. Reads like ReadXtTable (no xtables lock), but decodes nothing beyond each rule's
+// target; a table that does not exist, or no legacy iptables at all, gives none. Throws KernelError.
+std::vector<XtChainCounterSum> SumXtCounters(const XtCounterSumsRequest& request);
+
 // One rule to write. The header and payloads are already encoded (by TypeScript); the addon only
 // frames them into an entry and lets libiptc resolve a standard target's label.
 struct XtRuleSpec {

@@ -2,9 +2,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 import { kernelCall } from '../../kernel/errors.js';
-import { netfilter } from '../../kernel/index.js';
 import { NFT_TABLE, type BackendName } from '../../kernel/netfilter/detect.js';
 import { OWNED_PREFIX } from '../../kernel/netfilter/index.js';
+import { segmentParent } from '../../kernel/netfilter/nft/layout.js';
 import { native } from '../../kernel/native.js';
 import type { IpFamily, TableState } from '../../kernel/netfilter/index.js';
 import { CHAINS } from '../../model/index.js';
@@ -119,33 +119,23 @@ export interface MatchedCounter {
 }
 export type MatchedCounters = MatchedCounter[];
 
+/** What counts as acting, per backend: DROP, DNAT and CT (--notrack) targets; nat, notrack and drop expressions. */
+const LEGACY_ACTING_TARGETS = ['DROP', 'DNAT', 'CT'];
+const NFT_ACTING = { actingExprs: ['nat', 'notrack'], actingVerdicts: [NF_DROP] };
+
 /**
  * Packets and bytes per feature, summed over the rules in nodenet's chains whose target acts on a
  * packet (DROP, DNAT, CT): a DNATed packet also passes its MARK rule, and untracked DNS its ACCEPT,
- * so counting every rule would count one packet twice. Reads only tables that exist.
+ * so counting every rule would count one packet twice. The addon sums the counters per chain (a
+ * scrape must not decode tens of thousands of rules on the event loop); a missing table adds nothing.
  */
 export async function readMatchedCounters(families: readonly IpFamily[], netns: string | undefined, backend: BackendName = 'iptables-legacy'): Promise<MatchedCounters> {
   if (backend === 'nftables') return readNftCounters(families, netns);
   const totals = new Map<string, MatchedCounter>();
   for (const family of families) {
-    const where = { family, ...(netns === undefined ? {} : { netns }) };
-    const existing = await netfilter.tables(where);
-    for (const name of ['filter', 'nat', 'raw'].filter((t) => existing.includes(t))) {
-      const table = await netfilter.read({ ...where, table: name });
-      for (const chain of table.chains) {
-        const feature = featureOfChain(chain.name);
-        if (!feature) continue;
-        const key = `${feature} ${family}`;
-        const total = totals.get(key) ?? { feature, family, packets: 0n, bytes: 0n };
-        for (const rule of chain.rules) {
-          const t = rule.target;
-          const acts = (t.kind === 'verdict' && t.verdict === 'DROP') || (t.kind === 'extension' && (t.name === 'DNAT' || t.name === 'CT'));
-          if (!acts) continue;
-          total.packets += rule.counters.packets;
-          total.bytes += rule.counters.bytes;
-        }
-        totals.set(key, total);
-      }
+    for (const table of ['filter', 'nat', 'raw']) {
+      const sums = await kernelCall(native().tableCounterSums(family === 'ipv4' ? 4 : 6, table, OWNED_PREFIX, LEGACY_ACTING_TARGETS, netns));
+      for (const sum of sums) addSum(totals, featureOfChain(sum.chain), family, sum);
     }
   }
   return [...totals.values()];
@@ -160,20 +150,23 @@ const NFPROTO: Record<IpFamily, number> = { ipv4: 2, ipv6: 10 };
 async function readNftCounters(families: readonly IpFamily[], netns: string | undefined): Promise<MatchedCounters> {
   const totals = new Map<string, MatchedCounter>();
   for (const family of families) {
-    const dump = await kernelCall(native().nftDump({ family: NFPROTO[family], table: NFT_TABLE, rules: true }, netns));
-    for (const rule of dump.rules) {
-      const owned = rule.chain.indexOf(OWNED_PREFIX);
-      const feature = owned > 0 ? featureOfChain(rule.chain.slice(owned)) : undefined;
-      if (!feature) continue;
-      const key = `${feature} ${family}`;
-      const total = totals.get(key) ?? { feature, family, packets: 0n, bytes: 0n };
-      totals.set(key, total);
-      const acts = rule.exprs.some((e) => e.name === 'nat' || e.name === 'notrack' || (e.name === 'immediate' && e.verdict === NF_DROP));
-      const counter = rule.exprs.find((e) => e.name === 'counter');
-      if (!acts || !counter) continue;
-      total.packets += typeof counter.packets === 'bigint' ? counter.packets : 0n;
-      total.bytes += typeof counter.bytes === 'bigint' ? counter.bytes : 0n;
+    const dump = await kernelCall(native().nftDump({ family: NFPROTO[family], table: NFT_TABLE, counterSums: NFT_ACTING }, netns));
+    for (const sum of dump.sums ?? []) {
+      // A long chain's rules are in its segments, which count for the chain.
+      const chain = segmentParent(sum.chain) ?? sum.chain;
+      const owned = chain.indexOf(OWNED_PREFIX);
+      addSum(totals, owned > 0 ? featureOfChain(chain.slice(owned)) : undefined, family, sum);
     }
   }
   return [...totals.values()];
+}
+
+/** Adds one chain's sum to its feature's total; a feature's chains are listed even when nothing acted. */
+function addSum(totals: Map<string, MatchedCounter>, feature: Feature | undefined, family: IpFamily, sum: { packets: bigint; bytes: bigint }): void {
+  if (!feature) return;
+  const key = `${feature} ${family}`;
+  const total = totals.get(key) ?? { feature, family, packets: 0n, bytes: 0n };
+  total.packets += sum.packets;
+  total.bytes += sum.bytes;
+  totals.set(key, total);
 }
