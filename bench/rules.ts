@@ -30,10 +30,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { native } from '../lib/kernel/native.js';
+import { native, type RawNftRule } from '../lib/kernel/native.js';
 import { netfilter } from '../lib/kernel/index.js';
 import type { ApplyResult, NetfilterBackend, RuleSpec, TableState } from '../lib/kernel/netfilter/index.js';
 import { decodeRule } from '../lib/kernel/netfilter/decode.js';
+import { segmentParent } from '../lib/kernel/netfilter/nft/layout.js';
 import { decodeComment } from '../lib/kernel/netfilter/nft/userdata.js';
 import { applyOrder, parseFixesConfig, render, type ServiceInput } from '../lib/model/index.js';
 import { median, ms, type BenchSection } from './report.js';
@@ -295,9 +296,18 @@ async function ownRules(backend: NetfilterBackend, path: string): Promise<string
       .flatMap((c) => c.rules.map((r) => `${c.name}: ${String((r.matches.find((m) => m.name === 'comment')?.options as { comment?: string } | null)?.comment)} ${r.target.kind === 'extension' ? r.target.name : ''}`));
   }
   const dump = await native().nftDump({ family: 2, table: 'nodenet' }, path);
-  return dump.rules
-    .filter((r) => r.chain.startsWith('nat-NODENET-'))
-    .map((r) => `${r.chain.slice(4)}: ${String(decodeComment(r.userdata))} ${r.exprs.some((e) => e.name === 'nat') ? 'DNAT' : 'MARK'}`);
+  // A long chain is held in segments (lib/kernel/netfilter/nft/segments.ts): read as a packet walks
+  // it, each jump of the parent into a segment replaced by the segment's rules.
+  const byChain = new Map<string, RawNftRule[]>();
+  for (const r of dump.rules) byChain.set(r.chain, [...(byChain.get(r.chain) ?? []), r]);
+  const walk = (chain: string): RawNftRule[] =>
+    (byChain.get(chain) ?? []).flatMap((r) => {
+      const target = r.exprs.find((e) => e.name === 'immediate' && typeof e.chain === 'string')?.chain as string | undefined;
+      return target !== undefined && segmentParent(target) === chain ? walk(target) : [r];
+    });
+  return [...byChain.keys()]
+    .filter((c) => c.startsWith('nat-NODENET-') && segmentParent(c) === null)
+    .flatMap((c) => walk(c).map((r) => `${c.slice(4)}: ${String(decodeComment(r.userdata))} ${r.exprs.some((e) => e.name === 'nat') ? 'DNAT' : 'MARK'}`));
 }
 
 function firstDifference(a: string[], b: string[]): string {

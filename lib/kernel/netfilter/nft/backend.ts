@@ -19,7 +19,8 @@ import { shareKey } from './compare.js';
 import { encodeNftRule, type NftRule } from './encode.js';
 import { isDeepFrozen } from '../frozen.js';
 import { baseChainName, baseChainSpec, NFT_LEGACY_TABLES, NFT_TABLE, nftFamily, nftFamilyName, ownedChainName } from './layout.js';
-import { planNft, type NftPlan, type WantedChain } from './plan.js';
+import { planNft, rulesByChain, setRulesByChain, type NftPlan, type WantedChain } from './plan.js';
+import { segmented } from './segments.js';
 
 /** The kernel calls the backend makes; tests substitute them. */
 export interface NftKernel {
@@ -53,21 +54,27 @@ const ENCODED_MAX = 100_000;
 const encoded = new Map<string, NftRule>();
 
 // Deeply frozen rules (the agent's model makes them so) are found by identity first, skipping even
-// the content key; the chain names a rule's jump encodes to depend on the table, hence the key.
-const encodedFrozen = new WeakMap<RuleSpec, Map<string, NftRule>>();
+// the content key; the chain names a rule's jump encodes to depend on the table, hence one map per
+// family and table.
+const encodedFrozen = new Map<string, WeakMap<RuleSpec, NftRule>>();
 
-function encodeAt(rule: RuleSpec, state: TableState, where: string): NftRule {
+function frozenEncodings(state: TableState): WeakMap<RuleSpec, NftRule> {
   const place = `${state.family} ${state.table}`;
-  const byPlace = encodedFrozen.get(rule);
-  const hit = byPlace?.get(place);
+  let m = encodedFrozen.get(place);
+  if (!m) encodedFrozen.set(place, (m = new WeakMap()));
+  return m;
+}
+
+// `where` names the rule in an error; built only then (a string per rule per apply adds up).
+function encodeAt(rule: RuleSpec, state: TableState, frozen: WeakMap<RuleSpec, NftRule>, where: () => string): NftRule {
+  const hit = frozen.get(rule);
   if (hit) return hit;
   const result = encodeByContent(rule, state, where);
-  if (byPlace) byPlace.set(place, result);
-  else if (isDeepFrozen(rule)) encodedFrozen.set(rule, new Map([[place, result]]));
+  if (isDeepFrozen(rule)) frozen.set(rule, result);
   return result;
 }
 
-function encodeByContent(rule: RuleSpec, state: TableState, where: string): NftRule {
+function encodeByContent(rule: RuleSpec, state: TableState, where: () => string): NftRule {
   const key = `${state.family} ${state.table} ${JSON.stringify(rule, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`;
   const known = encoded.get(key);
   if (known) return known;
@@ -77,7 +84,7 @@ function encodeByContent(rule: RuleSpec, state: TableState, where: string): NftR
     encoded.set(key, result);
     return result;
   } catch (e) {
-    if (e instanceof RangeError) throw new RuleValidationError(`${state.table} ${where}: ${e.message}`);
+    if (e instanceof RangeError) throw new RuleValidationError(`${state.table} ${where()}: ${e.message}`);
     throw e;
   }
 }
@@ -88,6 +95,7 @@ export function wantedChains(state: TableState, ownedPrefix: string): WantedChai
   if (!NFT_LEGACY_TABLES.includes(state.table)) {
     throw new RuleValidationError(`table ${state.table}: the nftables backend lays out ${NFT_LEGACY_TABLES.join(', ')}`);
   }
+  const frozen = frozenEncodings(state);
   const base = new Map<string, WantedChain>();
   for (const j of state.jumps) {
     let chain = base.get(j.chain);
@@ -97,16 +105,16 @@ export function wantedChains(state: TableState, ownedPrefix: string): WantedChai
       chain = { name: baseChainName(state.table, j.chain), base: spec, rules: [] };
       base.set(j.chain, chain);
     }
-    chain.rules.push(encodeAt(j.rule, state, `${j.chain} (jump)`));
+    chain.rules.push(encodeAt(j.rule, state, frozen, () => `${j.chain} (jump)`));
   }
-  const owned = state.chains.map((c) => ({
-    name: ownedChainName(state.table, c.name),
-    base: null,
-    rules: c.rules.map((r, i) => encodeAt(r, state, `${c.name} rule ${i + 1}`)),
-  }));
+  const owned = state.chains.map((c) => {
+    const rules = new Array<NftRule>(c.rules.length);
+    for (let i = 0; i < rules.length; i++) rules[i] = encodeAt(c.rules[i]!, state, frozen, () => `${c.name} rule ${i + 1}`);
+    return { name: ownedChainName(state.table, c.name), base: null, rules };
+  });
   // Base chains first: `nft list` then reads top-down, from where packets enter to where they jump,
   // as iptables-save lists builtin chains first.
-  return [...base.values(), ...owned];
+  return [...base.values(), ...owned.flatMap(segmented)];
 }
 
 // What nodenet's table held after the last dump or commit, per network namespace (by cookie, which
@@ -169,7 +177,6 @@ function viewAfter(state: TableState, dump: RawNftDump, plan: NftPlan, handles: 
     if (o.op === 'addRule') handleOf.set(i, handles[n++]!);
   });
   const deleted = new Set(plan.ops.flatMap((o) => (o.op === 'deleteChain' ? [o.chain] : [])));
-  const wanted = new Map(plan.after.map((a) => [a.chain.name, a]));
   const tables = dump.tables.length ? dump.tables : [{ family: nf, name: NFT_TABLE, handle: 0n, flags: 0, userdata: null }];
   // A chain whose shape changed was deleted and is added again below, as every new one is.
   const chains: RawNftChain[] = dump.chains.filter((c) => !deleted.has(c.name));
@@ -177,20 +184,23 @@ function viewAfter(state: TableState, dump: RawNftDump, plan: NftPlan, handles: 
     if (chains.some((c) => c.name === w.name)) continue;
     chains.push({ family: nf, table: NFT_TABLE, name: w.name, handle: 0n, hook: w.base?.hook ?? null, priority: w.base?.priority ?? null, type: w.base?.type ?? null, policy: w.base?.policy ?? null, userdata: null });
   }
-  const rules: RawNftRule[] = dump.rules.filter((r) => !deleted.has(r.chain) && !wanted.has(r.chain));
+  const byChain = new Map(rulesByChain(dump, nf));
+  for (const name of deleted) byChain.delete(name);
   for (const { chain: w, rules: after } of plan.after) {
-    for (const entry of after) {
-      if (typeof entry !== 'number') {
-        rules.push(entry);
-        continue;
-      }
-      const op = plan.ops[entry] as Extract<RawNftOp, { op: 'addRule' }>;
-      const rule: RawNftRule = { family: nf, table: NFT_TABLE, chain: w.name, handle: handleOf.get(entry)!, userdata: op.userdata ?? null, exprs: op.exprs };
-      shareKey(rule, { exprs: op.exprs, userdata: op.userdata ?? null });
-      rules.push(rule);
-    }
+    byChain.set(
+      w.name,
+      after.map((entry) => {
+        if (!('op' in entry)) return entry;
+        const op = plan.ops[entry.op] as Extract<RawNftOp, { op: 'addRule' }>;
+        const rule: RawNftRule = { family: nf, table: NFT_TABLE, chain: w.name, handle: handleOf.get(entry.op)!, userdata: op.userdata ?? null, exprs: op.exprs };
+        shareKey(rule, entry.rule);
+        return rule;
+      }),
+    );
   }
-  return { generation, netnsCookie: dump.netnsCookie, tables, chains, rules };
+  const after: RawNftDump = { generation, netnsCookie: dump.netnsCookie, tables, chains, rules: [...byChain.values()].flat() };
+  setRulesByChain(after, nf, byChain);
+  return after;
 }
 
 async function run(state: TableState, options: NftApplyOptions, dryRun: boolean): Promise<ApplyResult> {

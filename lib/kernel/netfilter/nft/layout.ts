@@ -90,6 +90,16 @@ export function ownedChainName(table: string, chain: string): string {
   return `${table}-${chain}`;
 }
 
+/**
+ * Long owned chains are cut into segments (see segments.ts): regular chains named after their
+ * parent and a hash, `nat-NODENET-EXTERNAL-PODS.0a1b2c3d` (`-2`, `-3`... when two would share one),
+ * which the parent jumps to in order. The parent of a segment's name, or null for any other name.
+ */
+export function segmentParent(chain: string): string | null {
+  const m = /^(.+)\.[0-9a-f]{8}(?:-\d+)?$/.exec(chain);
+  return m ? m[1]! : null;
+}
+
 /** The base chain the jumps from builtin chain `builtin` of legacy table `table` go into. */
 export function baseChainName(table: string, builtin: string): string {
   return `${table}-${builtin.toLowerCase()}`;

@@ -31,21 +31,55 @@ export interface NftPlanInput {
   dump: RawNftDump;
 }
 
+/** A rule the batch adds: its addRule's index in the ops, and the wanted rule it writes. */
+export interface Added {
+  op: number;
+  rule: NftRule;
+}
+
 export interface NftPlan {
   ops: RawNftOp[];
   /** One line per difference; empty exactly when ops is. */
   changes: string[];
   /**
    * Each wanted chain's rules after the batch, in order: a rule kept from the dump (its object),
-   * or the index in `ops` of the addRule that makes it. With the handles the commit echoes, what
-   * the kernel holds afterwards is known without reading it again.
+   * or the index in `ops` of the addRule that makes it, with the wanted rule. With the handles the
+   * commit echoes, what the kernel holds afterwards is known without reading it again.
    */
-  after: Array<{ chain: WantedChain; rules: Array<RawNftRule | number> }>;
+  after: Array<{ chain: WantedChain; rules: Array<RawNftRule | Added> }>;
 }
 
 function sameShape(have: RawNftChain, want: BaseChainSpec | null): boolean {
   if (want === null) return have.hook === null;
   return have.hook === want.hook && have.priority === want.priority && have.type === want.type && (have.policy ?? want.policy) === want.policy;
+}
+
+// A dump's rules of nodenet's table by chain, in kernel order; built once per dump (a kept view is
+// planned against many times, and grouping 40,000 rules each time would cost more than the plan).
+const grouped = new WeakMap<RawNftDump, Map<number, Map<string, RawNftRule[]>>>();
+
+/** `dump`'s rules in nodenet's table of nft family `family`, by chain (remembered per dump object). */
+export function rulesByChain(dump: RawNftDump, family: number): Map<string, RawNftRule[]> {
+  let families = grouped.get(dump);
+  if (!families) grouped.set(dump, (families = new Map()));
+  let byChain = families.get(family);
+  if (byChain) return byChain;
+  byChain = new Map();
+  for (const r of dump.rules) {
+    if (r.table !== NFT_TABLE || r.family !== family) continue;
+    let list = byChain.get(r.chain);
+    if (!list) byChain.set(r.chain, (list = []));
+    list.push(r);
+  }
+  families.set(family, byChain);
+  return byChain;
+}
+
+/** Tells rulesByChain how `dump`'s rules of `family` group, when the caller built them that way. */
+export function setRulesByChain(dump: RawNftDump, family: number, byChain: Map<string, RawNftRule[]>): void {
+  let families = grouped.get(dump);
+  if (!families) grouped.set(dump, (families = new Map()));
+  families.set(family, byChain);
 }
 
 /** The plan for one legacy table: create, edit and delete only that table's chains. */
@@ -57,13 +91,7 @@ export function planNft(input: NftPlanInput): NftPlan {
   const tableExists = dump.tables.some((t) => t.family === nf && t.name === NFT_TABLE);
   const chains = dump.chains.filter(ours);
   const mine = chains.filter((c) => isChainOf(table, c.name, ownedPrefix));
-  const byChain = new Map<string, RawNftRule[]>();
-  for (const r of dump.rules) {
-    if (!ours(r)) continue;
-    let list = byChain.get(r.chain);
-    if (!list) byChain.set(r.chain, (list = []));
-    list.push(r);
-  }
+  const byChain = rulesByChain(dump, nf);
   const rulesOf = (chain: string): RawNftRule[] => byChain.get(chain) ?? [];
   const describe = (r: { exprs: RawNftRule['exprs']; userdata?: Buffer | null }) => describeNftRule(r, family);
 
@@ -118,7 +146,7 @@ function syncRules(
   changes: string[],
   chainOp: { family: number; table: string },
   describe: (r: { exprs: RawNftRule['exprs']; userdata?: Buffer | null }) => string,
-): Array<RawNftRule | number> {
+): Array<RawNftRule | Added> {
   const want = w.rules;
   const haveKeys = have.map(ruleKey);
   const wantKeys = want.map(ruleKey);
@@ -130,8 +158,8 @@ function syncRules(
   const added = want.slice(prefix, want.length - suffix);
   if (!removed.length && !added.length) return have;
   // Where each added rule's addRule op lands in ops, by its index in `added`.
-  const addedAt: number[] = new Array<number>(added.length);
-  const kept = (middle: number[]): Array<RawNftRule | number> => [...have.slice(0, prefix), ...middle, ...have.slice(have.length - suffix)];
+  const addedAt: Added[] = new Array<Added>(added.length);
+  const kept = (middle: Added[]): Array<RawNftRule | Added> => [...have.slice(0, prefix), ...middle, ...have.slice(have.length - suffix)];
 
   for (const r of removed) changes.push(`- ${w.name}: ${describe(r)}`);
   for (const r of added) changes.push(`+ ${w.name}: ${describe(r)}`);
@@ -147,13 +175,13 @@ function syncRules(
     for (const r of removed) ops.push({ op: 'deleteRule', ...chainOp, chain: w.name, handle: r.handle });
     // Each inserted right after the last kept rule, last first, so they end up in order.
     const anchor = have[prefix - 1]!.handle;
-    for (let i = added.length - 1; i >= 0; i--) addedAt[i] = ops.push(add(added[i]!, anchor)) - 1;
+    for (let i = added.length - 1; i >= 0; i--) addedAt[i] = { op: ops.push(add(added[i]!, anchor)) - 1, rule: added[i]! };
     return kept(addedAt);
   }
   if (suffix > 0 && added.length > 0) {
     // New rules before kept ones: no batch op inserts at the top, so the chain is rewritten.
     ops.push(flush());
-    return want.map((r) => ops.push(add(r)) - 1);
+    return want.map((r) => ({ op: ops.push(add(r)) - 1, rule: r }));
   }
   if (suffix > 0) {
     for (const r of removed) ops.push({ op: 'deleteRule', ...chainOp, chain: w.name, handle: r.handle });
@@ -161,5 +189,5 @@ function syncRules(
   }
   // Nothing kept: whatever was there goes in one op, and the new rules are appended.
   if (have.length) ops.push(flush());
-  return added.map((r) => ops.push(add(r)) - 1);
+  return added.map((r) => ({ op: ops.push(add(r)) - 1, rule: r }));
 }
