@@ -33,6 +33,7 @@ import type { KubeConfig, V1Service } from '@kubernetes/client-node';
 import { native, packageRoot } from '../lib/kernel/native.js';
 import { validateTableState } from '../lib/kernel/netfilter/validate.js';
 import { RuleWireWriter } from '../lib/kernel/netfilter/encode.js';
+import { segmentParent } from '../lib/kernel/netfilter/nft/layout.js';
 import { deepFreeze } from '../lib/kernel/netfilter/frozen.js';
 import type { TableState } from '../lib/kernel/netfilter/spec.js';
 import { serviceInput } from '../lib/controller/node-fixes/model-input.js';
@@ -483,6 +484,53 @@ class LogCursor {
   }
 }
 
+/**
+ * Whether an nftables commit's change lines are exactly one Service's update: its two rules in each
+ * chain go (4 lines naming the old IP) and come (4 naming the new one). nodenet holds these long
+ * chains in segments (lib/kernel/netfilter/nft/segments.ts): when the edited rule begins a segment,
+ * the segment is renamed, i.e. a new segment chain is created holding its other rules too, the old
+ * one deleted whole (its rules, the old IP's among them, go without lines of their own) and the
+ * parent's jump swapped; when it ends one, the segment splits (or, no longer ending one, merges with
+ * the next). So other Services' rules may appear only as moved: into a segment created in the same
+ * commit or, when one was deleted, into its neighbour; only segments may be created or deleted, and
+ * the parents change only by jumps.
+ */
+function nftCommitIsUpdate(changes: readonly string[], service: string, oldIp: string, newIp: string): boolean {
+  const created = new Set<string>();
+  let deletedSegments = 0;
+  let added = 0;
+  let removed = 0;
+  const movedIn: Array<[string, string]> = [];
+  const movedOut: string[] = [];
+  for (const c of changes) {
+    const chain = /^([+-]) chain ip nodenet (\S+)/.exec(c);
+    if (chain) {
+      if (segmentParent(chain[2]!) === null) return false;
+      if (chain[1] === '+') created.add(chain[2]!);
+      else deletedSegments++;
+      continue;
+    }
+    const rule = /^([+-]) (\S+): (.*)$/.exec(c);
+    if (!rule) return false;
+    const [, sign, where, text] = rule as unknown as [string, string, string, string];
+    if (segmentParent(where) === null) {
+      // A parent holds only jumps into its segments.
+      if (!/ jump (\S+)$/.test(text) || segmentParent(/ jump (\S+)$/.exec(text)![1]!) !== where) return false;
+      continue;
+    }
+    const mine = text.includes(`/${service}:`);
+    if (mine && sign === '+' && text.includes(`ip daddr ${newIp} `)) added++;
+    else if (mine && sign === '-' && text.includes(`ip daddr ${oldIp} `)) removed++;
+    else if (sign === '+') movedIn.push([where, text]);
+    else movedOut.push(text);
+  }
+  // A rule of another Service may leave a segment only to reappear in another (a split), and
+  // arrive only in a new segment or when a segment went (a merge: the deleted one's rules).
+  const arrived = new Set(movedIn.map(([, text]) => text));
+  if (!movedIn.every(([where]) => created.has(where) || deletedSegments > 0)) return false;
+  return added === 4 && (removed === 4 || (deletedSegments > 0 && removed < 4)) && movedOut.every((t) => arrived.has(t));
+}
+
 const isNatCommit = (l: LogLine) => l.msg.startsWith('committed ipv4 nat');
 const isReconciled = (l: LogLine) => l.msg === 'reconciled' && typeof l.services === 'number';
 
@@ -678,7 +726,7 @@ async function runBackend(ctx: Context, backend: Backend, withChurn: boolean): P
       if (backend === 'iptables-legacy' && (changes.length !== 2 || !want.every((w) => changes.includes(w)))) {
         commitContentProblems.push(`update ${j} (${serviceName(i)}): the commit changed ${JSON.stringify(changes)}`);
       }
-      if (backend === 'nftables' && (changes.length !== 8 || !changes.some((c) => c.includes(newIp)) || !changes.some((c) => c.includes(oldIp)))) {
+      if (backend === 'nftables' && !nftCommitIsUpdate(changes, serviceName(i), oldIp, newIp)) {
         commitContentProblems.push(`update ${j} (${serviceName(i)}): the commit changed ${JSON.stringify(changes.slice(0, 10))}`);
       }
       // A reconcile that ended between the response and the commit was not the one that committed.
@@ -1060,8 +1108,9 @@ function report(r: {
       `is not fine enough for this (reading the ${(4 * r.services).toLocaleString('en')}-rule nat table takes as long as the update itself), so:`,
     '',
     "- every commit is checked to be exactly this update's: the agent logs what each commit changed, and it must be the two rules of this " +
-      'Service in each of NODENET-EXTERNAL-PODS and NODENET-EXTERNAL-HOST (legacy: `replace 2 rules at position 2i+1`; nftables: 8 rule ' +
-      'edits naming the old and the new IP), and nothing else;',
+      'Service in each of NODENET-EXTERNAL-PODS and NODENET-EXTERNAL-HOST (legacy: `replace 2 rules at position 2i+1`; nftables: 4 rules ' +
+      'naming the old IP out and 4 naming the new one in; where the edited rule begins one of the segments nodenet holds these chains ' +
+      'in, that segment is renamed, and other rules may then appear only as moved into the new segment), and nothing else;',
     `- after the updates, the nat table is read once with the system's own tool (\`iptables-legacy-save\`, \`nft list table\`): ` +
       "every updated Service's new IP must have its 4 rules, its old IP none, and there must be 2 DNATs per Service. A fast wrong " +
       'answer fails the run;',

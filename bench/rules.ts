@@ -34,6 +34,7 @@ import { native, type RawNftRule } from '../lib/kernel/native.js';
 import { netfilter } from '../lib/kernel/index.js';
 import type { ApplyResult, NetfilterBackend, RuleSpec, TableState } from '../lib/kernel/netfilter/index.js';
 import { decodeRule } from '../lib/kernel/netfilter/decode.js';
+import { forgetNftViews } from '../lib/kernel/netfilter/nft/backend.js';
 import { segmentParent } from '../lib/kernel/netfilter/nft/layout.js';
 import { decodeComment } from '../lib/kernel/netfilter/nft/userdata.js';
 import { applyOrder, parseFixesConfig, render, type ServiceInput } from '../lib/model/index.js';
@@ -407,6 +408,9 @@ async function nodenetRep(r: Results, n: number, background: Background, backend
     };
   } finally {
     node.close();
+    // The backend keeps a view of each namespace's table (up to 8): views of namespaces that are
+    // gone would only grow this process's heap, whose collection then slows every later cell.
+    forgetNftViews();
   }
 }
 
