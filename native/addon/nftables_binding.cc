@@ -83,10 +83,13 @@ NftExpr ExprOf(const Napi::Value& v, const std::string& fn, const std::string& p
   expr.name = StringOf(o.Get("name"), fn, path + ".name");
   if (!IsKnownNftExpr(expr.name)) TypeError(env, fn, path + ".name", "\"" + expr.name + "\" is not an expression nodenet can build");
   Napi::Array keys = o.GetPropertyNames();
+  expr.attrs.reserve(keys.Length());
   for (uint32_t i = 0; i < keys.Length(); ++i) {
-    std::string key = keys.Get(i).ToString().Utf8Value();
+    Napi::Value name = keys.Get(i);
+    std::string key = name.ToString().Utf8Value();
     if (key == "name") continue;
-    Napi::Value value = o.Get(key);
+    // By the key's own handle: a lookup by C string would make V8 internalize it again.
+    Napi::Value value = o.Get(name);
     if (value.IsUndefined()) continue;  // an optional attribute left unset
     const std::string apath = path + "." + key;
     const NftExprAttr* spec = FindNftExprAttr(expr.name, key);
@@ -166,7 +169,9 @@ NftOp OpOf(const Napi::Value& v, const std::string& fn, const std::string& path)
     Napi::Value exprs = o.Get("exprs");
     if (!exprs.IsArray()) TypeError(env, fn, path + ".exprs", "must be an array");
     Napi::Array list = exprs.As<Napi::Array>();
-    for (uint32_t i = 0; i < list.Length(); ++i) op.exprs.push_back(ExprOf(list.Get(i), fn, path + ".exprs[" + std::to_string(i) + "]"));
+    const uint32_t n = list.Length();
+    op.exprs.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) op.exprs.push_back(ExprOf(list.Get(i), fn, path + ".exprs[" + std::to_string(i) + "]"));
     if (!Absent(o.Get("position"))) op.position = U64Of(o.Get("position"), fn, path + ".position");
   }
   if (op.kind == NftOpKind::kDeleteRule) op.handle = U64Of(o.Get("handle"), fn, path + ".handle");
@@ -246,6 +251,8 @@ class NftDumpJob : public Job {
     out.Set("chains", chains);
     Napi::Array rules = Napi::Array::New(env, dump_.rules.size());
     for (size_t i = 0; i < dump_.rules.size(); ++i) {
+      // The array keeps each rule; the handles made building it need not outlive the iteration.
+      Napi::HandleScope scope(env);
       const NftRule& r = dump_.rules[i];
       Napi::Object o = Napi::Object::New(env);
       o.Set("family", r.family);
@@ -382,7 +389,14 @@ Napi::Value NftCommitBinding(const Napi::CallbackInfo& info) {
   Napi::Value ops = o.Get("ops");
   if (!ops.IsArray()) TypeError(env, fn, "request.ops", "must be an array");
   Napi::Array list = ops.As<Napi::Array>();
-  for (uint32_t i = 0; i < list.Length(); ++i) request.ops.push_back(OpOf(list.Get(i), fn, "request.ops[" + std::to_string(i) + "]"));
+  const uint32_t n = list.Length();
+  request.ops.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    // One scope per op: every handle of a 40,000-op batch alive at once makes each scavenge walk
+    // them all, which made converting such a batch take seconds.
+    Napi::HandleScope scope(env);
+    request.ops.push_back(OpOf(list.Get(i), fn, "request.ops[" + std::to_string(i) + "]"));
+  }
   std::string netns = NetnsArgument(info, 1, "nftCommit");
   return PoolOf(env).Submit(env, std::make_unique<NftCommitJob>(env, netns, std::move(request)));
 }
