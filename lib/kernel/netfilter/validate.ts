@@ -25,8 +25,22 @@ function options<T>(ext: ExtensionSpec): T | null {
   return (ext.options ?? null) as T | null;
 }
 
-/** Throws RuleValidationError naming the chain, rule and reason for the first problem found. */
-export function validateTableState(state: TableState, ownedPrefix: string): void {
+/**
+ * What a caller remembers of one owned chain from an earlier call: the chain's first `prefix` and
+ * last `suffix` rules are deeply frozen objects that were found valid in `context` (a value this
+ * function returned for the chain). They are not looked at again while the context is the same.
+ */
+export interface KnownValid {
+  prefix: number;
+  suffix: number;
+  context: string;
+}
+
+/**
+ * Throws RuleValidationError naming the chain, rule and reason for the first problem found. Returns
+ * each owned chain's validation context, for `known` (see KnownValid) in later calls.
+ */
+export function validateTableState(state: TableState, ownedPrefix: string, known?: (chain: string) => KnownValid | undefined): Map<string, string> {
   const builtins = BUILTINS[state.table];
   if (!builtins) throw new RuleValidationError(`table ${state.table}: nodenet writes only ${Object.keys(BUILTINS).join(', ')}`);
   const owned = new Map<string, RuleSpec[]>();
@@ -57,18 +71,27 @@ export function validateTableState(state: TableState, ownedPrefix: string): void
   }
 
   for (const j of state.jumps) validateRule(state, j.chain, -1, j.rule, new Set([j.chain]), owned);
+  const contexts = new Map<string, string>();
+  // A jump's validity also depends on which chains the state has: part of a chain's span context.
+  const chainNames = [...owned.keys()].sort().join(',');
   for (const [name, rules] of owned) {
     const reach = hooks.get(name)!;
     // What a rule is checked against besides itself: its table and family, the hooks reaching it
     // and, for a jump, whether its target is one of the state's chains (checked every time).
     const context = `${state.family} ${state.table} ${[...reach].sort().join(',')}`;
-    for (let i = 0; i < rules.length; i++) {
+    const spanContext = `${context} ${chainNames}`;
+    contexts.set(name, spanContext);
+    const k = known?.(name);
+    const skip = k && k.context === spanContext && k.prefix + k.suffix <= rules.length ? k : null;
+    const end = rules.length - (skip?.suffix ?? 0);
+    for (let i = skip?.prefix ?? 0; i < end; i++) {
       const r = rules[i]!;
       if (r.target.kind !== 'jump' && VALID.get(r) === context) continue;
       validateRule(state, name, i, r, reach, owned);
       if (r.target.kind !== 'jump' && isDeepFrozen(r)) VALID.set(r, context);
     }
   }
+  return contexts;
 }
 
 // Deeply frozen rules found valid, with the context they were found valid in (frozen.ts says why

@@ -19,8 +19,8 @@ import { shareKey } from './compare.js';
 import { encodeNftRule, type NftRule } from './encode.js';
 import { isDeepFrozen } from '../frozen.js';
 import { baseChainName, baseChainSpec, NFT_LEGACY_TABLES, NFT_TABLE, nftFamily, nftFamilyName, ownedChainName } from './layout.js';
-import { planNft, rulesByChain, setRulesByChain, type NftPlan, type WantedChain } from './plan.js';
-import { segmented } from './segments.js';
+import { markSynced, planNft, rulesByChain, setRulesByChain, type NftPlan, type WantedChain } from './plan.js';
+import { leavesEarly, ruleHash, segmented } from './segments.js';
 
 /** The kernel calls the backend makes; tests substitute them. */
 export interface NftKernel {
@@ -89,9 +89,53 @@ function encodeByContent(rule: RuleSpec, state: TableState, where: () => string)
   }
 }
 
+// What the last apply made of each owned chain, by family, table and chain name. The agent hands the
+// same frozen rule objects to every apply and changes a few in the middle of a 20,000-rule chain:
+// the rules both applies share at the chain's start and end (by identity) keep their validation,
+// encoding, hash and segment, so an apply costs a pass of pointer compares plus the changed rules.
+interface ChainMemo {
+  /** The rules as given; null where one was not deeply frozen (it never matches again). */
+  rules: Array<RuleSpec | null>;
+  encoded: NftRule[];
+  hashes: number[];
+  /** How many rules return or go to (a chain with any stays flat). */
+  leaving: number;
+  /** The validation context every rule was found valid in. */
+  context: string;
+  out: WantedChain[];
+}
+const CHAIN_MEMOS_MAX = 256;
+const chainMemos = new Map<string, ChainMemo>();
+
+/** Forgets what earlier applies made of each chain (tests compare with a fresh computation). */
+export function forgetWantedChains(): void {
+  chainMemos.clear();
+}
+
+/** How many leading and trailing rules are the memo's very objects (deeply frozen, so unchanged). */
+function sharedSpan(memo: ChainMemo | undefined, rules: readonly RuleSpec[]): { prefix: number; suffix: number } {
+  if (!memo) return { prefix: 0, suffix: 0 };
+  const held = memo.rules;
+  const max = Math.min(held.length, rules.length);
+  let prefix = 0;
+  while (prefix < max && held[prefix] === rules[prefix]) prefix++;
+  let suffix = 0;
+  while (suffix < max - prefix && held[held.length - 1 - suffix] === rules[rules.length - 1 - suffix]) suffix++;
+  return { prefix, suffix };
+}
+
 /** Everything the state asks for, as nft chains; throws RuleValidationError before any kernel call. */
 export function wantedChains(state: TableState, ownedPrefix: string): WantedChain[] {
-  validateTableState(state, ownedPrefix);
+  const memoKey = (chain: string) => `${state.family} ${state.table} ${chain}`;
+  const spans = new Map<string, { memo: ChainMemo | undefined; prefix: number; suffix: number }>();
+  for (const c of state.chains) {
+    const memo = chainMemos.get(memoKey(c.name));
+    spans.set(c.name, { memo, ...sharedSpan(memo, c.rules) });
+  }
+  const contexts = validateTableState(state, ownedPrefix, (chain) => {
+    const span = spans.get(chain);
+    return span?.memo ? { prefix: span.prefix, suffix: span.suffix, context: span.memo.context } : undefined;
+  });
   if (!NFT_LEGACY_TABLES.includes(state.table)) {
     throw new RuleValidationError(`table ${state.table}: the nftables backend lays out ${NFT_LEGACY_TABLES.join(', ')}`);
   }
@@ -107,14 +151,48 @@ export function wantedChains(state: TableState, ownedPrefix: string): WantedChai
     }
     chain.rules.push(encodeAt(j.rule, state, frozen, () => `${j.chain} (jump)`));
   }
-  const owned = state.chains.map((c) => {
-    const rules = new Array<NftRule>(c.rules.length);
-    for (let i = 0; i < rules.length; i++) rules[i] = encodeAt(c.rules[i]!, state, frozen, () => `${c.name} rule ${i + 1}`);
-    return { name: ownedChainName(state.table, c.name), base: null, rules };
+  const owned = state.chains.flatMap((c) => {
+    const { memo, prefix, suffix } = spans.get(c.name)!;
+    const context = contexts.get(c.name)!;
+    if (memo && prefix === c.rules.length && memo.rules.length === prefix) {
+      memo.context = context;
+      return memo.out;
+    }
+    const n = c.rules.length;
+    const had = memo?.rules.length ?? 0;
+    // The shared ends are copied from the memo (native slices), and only the middle is encoded.
+    const head = memo ? prefix : 0;
+    const tail = memo ? suffix : 0;
+    const middle: NftRule[] = [];
+    const middleHashes: number[] = [];
+    const middleHeld: Array<RuleSpec | null> = [];
+    // The shared ends' count of leaving rules comes from the memo, less what its middle had.
+    let leaving = 0;
+    if (memo) {
+      leaving = memo.leaving;
+      for (let i = head; i < had - tail; i++) if (leavesEarly(memo.encoded[i]!)) leaving--;
+    }
+    for (let i = head; i < n - tail; i++) {
+      const rule = c.rules[i]!;
+      const e = encodeAt(rule, state, frozen, () => `${c.name} rule ${i + 1}`);
+      middle.push(e);
+      middleHashes.push(ruleHash(e));
+      middleHeld.push(isDeepFrozen(rule) ? rule : null);
+      if (leavesEarly(e)) leaving++;
+    }
+    const ends = <T>(from: readonly T[], mid: T[]): T[] => from.slice(0, head).concat(mid, from.slice(from.length - tail));
+    const encoded = memo ? ends(memo.encoded, middle) : middle;
+    const hashes = memo ? ends(memo.hashes, middleHashes) : middleHashes;
+    const held = memo ? ends(memo.rules, middleHeld) : middleHeld;
+    const chain: WantedChain = { name: ownedChainName(state.table, c.name), base: null, rules: encoded };
+    const out = segmented(chain, { hashes, leaving: leaving > 0, ...(memo ? { previous: memo.out } : {}) });
+    if (chainMemos.size >= CHAIN_MEMOS_MAX) chainMemos.clear();
+    chainMemos.set(memoKey(c.name), { rules: held, encoded, hashes, leaving, context, out });
+    return out;
   });
   // Base chains first: `nft list` then reads top-down, from where packets enter to where they jump,
   // as iptables-save lists builtin chains first.
-  return [...base.values(), ...owned.flatMap(segmented)];
+  return [...base.values(), ...owned];
 }
 
 // What nodenet's table held after the last dump or commit, per network namespace (by cookie, which
@@ -167,6 +245,7 @@ async function readTable(kernel: NftKernel, state: TableState, netns: string | u
 const nextGeneration = (g: number): number => ((g + 1) >>> 0) || 1;
 
 // The table after `plan` committed on top of `dump`, built from the plan and the echoed handles.
+// Chains the plan left alone keep their very lists, so the next plan can skip them (markSynced).
 function viewAfter(state: TableState, dump: RawNftDump, plan: NftPlan, handles: bigint[]): RawNftDump {
   const nf = nftFamily(state.family);
   const generation = nextGeneration(dump.generation);
@@ -180,25 +259,35 @@ function viewAfter(state: TableState, dump: RawNftDump, plan: NftPlan, handles: 
   const tables = dump.tables.length ? dump.tables : [{ family: nf, name: NFT_TABLE, handle: 0n, flags: 0, userdata: null }];
   // A chain whose shape changed was deleted and is added again below, as every new one is.
   const chains: RawNftChain[] = dump.chains.filter((c) => !deleted.has(c.name));
+  const present = new Set(chains.map((c) => c.name));
   for (const { chain: w } of plan.after) {
-    if (chains.some((c) => c.name === w.name)) continue;
+    if (present.has(w.name)) continue;
+    present.add(w.name);
     chains.push({ family: nf, table: NFT_TABLE, name: w.name, handle: 0n, hook: w.base?.hook ?? null, priority: w.base?.priority ?? null, type: w.base?.type ?? null, policy: w.base?.policy ?? null, userdata: null });
   }
-  const byChain = new Map(rulesByChain(dump, nf));
+  const before = rulesByChain(dump, nf);
+  const byChain = new Map(before);
   for (const name of deleted) byChain.delete(name);
   for (const { chain: w, rules: after } of plan.after) {
-    byChain.set(
-      w.name,
-      after.map((entry) => {
-        if (!('op' in entry)) return entry;
-        const op = plan.ops[entry.op] as Extract<RawNftOp, { op: 'addRule' }>;
-        const rule: RawNftRule = { family: nf, table: NFT_TABLE, chain: w.name, handle: handleOf.get(entry.op)!, userdata: op.userdata ?? null, exprs: op.exprs };
-        shareKey(rule, entry.rule);
-        return rule;
-      }),
-    );
+    if (!deleted.has(w.name) && after === before.get(w.name)) {
+      markSynced(w, after as RawNftRule[]);
+      continue;
+    }
+    const list = after.map((entry) => {
+      if (!('op' in entry)) return entry;
+      const op = plan.ops[entry.op] as Extract<RawNftOp, { op: 'addRule' }>;
+      const rule: RawNftRule = { family: nf, table: NFT_TABLE, chain: w.name, handle: handleOf.get(entry.op)!, userdata: op.userdata ?? null, exprs: op.exprs };
+      shareKey(rule, entry.rule);
+      return rule;
+    });
+    byChain.set(w.name, list);
+    markSynced(w, list);
   }
-  const after: RawNftDump = { generation, netnsCookie: dump.netnsCookie, tables, chains, rules: [...byChain.values()].flat() };
+  // The flat list is for readers of the dump as such; the planner reads the grouping set below, so
+  // 40,000 rules are not copied into a new array at every commit.
+  let rules: RawNftRule[] | null = null;
+  const after = { generation, netnsCookie: dump.netnsCookie, tables, chains } as RawNftDump;
+  Object.defineProperty(after, 'rules', { enumerable: true, get: () => (rules ??= [...byChain.values()].flat()) });
   setRulesByChain(after, nf, byChain);
   return after;
 }

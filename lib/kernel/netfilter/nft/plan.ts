@@ -107,8 +107,9 @@ export function planNft(input: NftPlanInput): NftPlan {
   // Chains first, so rules can jump to chains created in the same batch. A base chain whose hook,
   // priority or type differ cannot be changed in place: it is replaced (nothing jumps to a base chain).
   const fresh = new Set<string>();
+  const mineByName = new Map(mine.map((c) => [c.name, c]));
   for (const w of wanted) {
-    const have = mine.find((c) => c.name === w.name);
+    const have = mineByName.get(w.name);
     if (have && sameShape(have, w.base)) continue;
     if (have) {
       ops.push({ op: 'flushChain', ...chainOp, chain: w.name }, { op: 'deleteChain', ...chainOp, chain: w.name });
@@ -121,8 +122,10 @@ export function planNft(input: NftPlanInput): NftPlan {
 
   const after = wanted.map((w) => ({ chain: w, rules: syncRules(w, fresh.has(w.name) ? [] : rulesOf(w.name), ops, changes, chainOp, describe) }));
 
-  const stale = mine.filter((c) => !wanted.some((w) => w.name === c.name));
-  const left = chains.length - stale.length + wanted.filter((w) => !chains.some((c) => c.name === w.name)).length;
+  const wantedNames = new Set(wanted.map((w) => w.name));
+  const chainNames = new Set(chains.map((c) => c.name));
+  const stale = mine.filter((c) => !wantedNames.has(c.name));
+  const left = chains.length - stale.length + wanted.filter((w) => !chainNames.has(w.name)).length;
   if (tableExists && left === 0) {
     // Nothing of any legacy table is left: the table goes, and with it what it held, in one op.
     for (const c of stale) changes.push(`- chain ${fam} ${NFT_TABLE} ${c.name}${describeBaseChain(c)}`);
@@ -139,6 +142,16 @@ export function planNft(input: NftPlanInput): NftPlan {
   return { ops, changes, after };
 }
 
+// A wanted chain known to equal a list of the kernel's rules (the planner found them equal, or a
+// commit made them so). The backend hands the same WantedChain for an unchanged chain or segment
+// and a kept view the same list for an unchanged chain: then no rule needs comparing.
+const synced = new WeakMap<WantedChain, readonly RawNftRule[]>();
+
+/** Records that the kernel's `rules` are exactly what `w` wants (a kept view's chain after a commit). */
+export function markSynced(w: WantedChain, rules: readonly RawNftRule[]): void {
+  synced.set(w, rules);
+}
+
 function syncRules(
   w: WantedChain,
   have: RawNftRule[],
@@ -147,6 +160,7 @@ function syncRules(
   chainOp: { family: number; table: string },
   describe: (r: { exprs: RawNftRule['exprs']; userdata?: Buffer | null }) => string,
 ): Array<RawNftRule | Added> {
+  if (synced.get(w) === have) return have;
   const want = w.rules;
   const haveKeys = have.map(ruleKey);
   const wantKeys = want.map(ruleKey);
@@ -156,7 +170,10 @@ function syncRules(
   while (suffix < have.length - prefix && suffix < want.length - prefix && haveKeys[have.length - 1 - suffix] === wantKeys[want.length - 1 - suffix]) suffix++;
   const removed = have.slice(prefix, have.length - suffix);
   const added = want.slice(prefix, want.length - suffix);
-  if (!removed.length && !added.length) return have;
+  if (!removed.length && !added.length) {
+    synced.set(w, have);
+    return have;
+  }
   // Where each added rule's addRule op lands in ops, by its index in `added`.
   const addedAt: Added[] = new Array<Added>(added.length);
   const kept = (middle: Added[]): Array<RawNftRule | Added> => [...have.slice(0, prefix), ...middle, ...have.slice(have.length - suffix)];

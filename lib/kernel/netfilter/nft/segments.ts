@@ -28,9 +28,11 @@ export const SEGMENT_MAX = 2048;
 
 const hashes = new WeakMap<NftRule, number>();
 
-// FNV-1a over the rule's key: stable across runs and processes, so a restarted agent finds its
-// segments where it left them.
-function hashOf(rule: NftRule): number {
+/**
+ * FNV-1a over the rule's key: stable across runs and processes, so a restarted agent finds its
+ * segments where it left them.
+ */
+export function ruleHash(rule: NftRule): number {
   let h = hashes.get(rule);
   if (h !== undefined) return h;
   const key = ruleKey(rule);
@@ -43,7 +45,8 @@ function hashOf(rule: NftRule): number {
   return h;
 }
 
-function leavesEarly(rule: NftRule): boolean {
+/** Whether the rule returns or goes to another chain: in a segment it would leave only the segment. */
+export function leavesEarly(rule: NftRule): boolean {
   return rule.exprs.some((e) => e.name === 'immediate' && (e.verdict === VERDICT.RETURN || e.verdict === VERDICT.GOTO));
 }
 
@@ -61,24 +64,48 @@ function jumpTo(chain: string): NftRule {
   return rule;
 }
 
+/** What a caller that keeps per-rule facts of the chain already knows (aligned with its rules). */
+export interface SegmentHints {
+  /** ruleHash of each rule. */
+  hashes: readonly number[];
+  /** Whether any rule leaves early. */
+  leaving: boolean;
+  /** This chain's last result: segments that come out the same (name and rule objects) are reused. */
+  previous?: readonly WantedChain[];
+}
+
+function sameRules(held: readonly NftRule[], rules: readonly NftRule[], start: number): boolean {
+  for (let i = 0; i < held.length; i++) if (held[i] !== rules[start + i]) return false;
+  return true;
+}
+
 /**
  * The chain as nft will hold it: itself when short (or when it returns or goes to), else the parent
- * holding only jumps, followed by its segments in order.
+ * holding only jumps, followed by its segments in order. With hints, an unchanged segment (and an
+ * unchanged parent) is the very object of the last result, which lets the planner skip it whole.
  */
-export function segmented(chain: WantedChain): WantedChain[] {
+export function segmented(chain: WantedChain, hints?: SegmentHints): WantedChain[] {
   const rules = chain.rules;
-  if (chain.base || rules.length < SEGMENT_FROM || rules.some(leavesEarly)) return [chain];
+  if (chain.base || rules.length < SEGMENT_FROM) return [chain];
+  if (hints ? hints.leaving : rules.some(leavesEarly)) return [chain];
+  const hashAt = hints ? (i: number) => hints.hashes[i]! : (i: number) => ruleHash(rules[i]!);
+  const previous = new Map<string, WantedChain>();
+  for (const s of hints?.previous?.slice(1) ?? []) previous.set(s.name, s);
   const segments: WantedChain[] = [];
   const used = new Map<string, number>();
   let start = 0;
   for (let i = 0; i < rules.length; i++) {
-    const end = i === rules.length - 1 || hashOf(rules[i]!) % SEGMENT_MEAN === 0 || i + 1 - start >= SEGMENT_MAX;
+    const end = i === rules.length - 1 || hashAt(i) % SEGMENT_MEAN === 0 || i + 1 - start >= SEGMENT_MAX;
     if (!end) continue;
-    const base = `${chain.name}.${hashOf(rules[start]!).toString(16).padStart(8, '0')}`;
+    const base = `${chain.name}.${hashAt(start).toString(16).padStart(8, '0')}`;
     const n = (used.get(base) ?? 0) + 1;
     used.set(base, n);
-    segments.push({ name: n === 1 ? base : `${base}-${n}`, base: null, rules: rules.slice(start, i + 1) });
+    const name = n === 1 ? base : `${base}-${n}`;
+    const held = previous.get(name);
+    segments.push(held && held.rules.length === i + 1 - start && sameRules(held.rules, rules, start) ? held : { name, base: null, rules: rules.slice(start, i + 1) });
     start = i + 1;
   }
-  return [{ name: chain.name, base: null, rules: segments.map((s) => jumpTo(s.name)) }, ...segments];
+  const parent = hints?.previous?.[0];
+  const keep = parent !== undefined && parent.name === chain.name && parent.rules.length === segments.length && segments.every((s, i) => parent.rules[i] === jumpTo(s.name));
+  return [keep ? parent : { name: chain.name, base: null, rules: segments.map((s) => jumpTo(s.name)) }, ...segments];
 }
