@@ -466,6 +466,8 @@ function agentEnv(ctx: Context, backend: Backend, shapingDir: string): Record<st
     BACKEND: backend,
     // debug adds one line per reconcile ("reconciled"), which marks its end.
     NODENET_LOG_LEVEL: 'debug',
+    // For profiling the agent itself, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'.
+    ...(process.env.BENCH_AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS } : {}),
   };
 }
 
@@ -721,6 +723,10 @@ async function runBackend(ctx: Context, backend: Backend, withChurn: boolean): P
       // The commit must be this update's and only it: both chains, this Service's two rules
       // (Services are rendered in name order, two rules each per chain).
       const changes = (commit.changes as string[] | undefined) ?? [];
+      // The log holds the first 5,000 changes of a commit; one Service's never come near that.
+      if (typeof commit.changesTotal === 'number' && commit.changesTotal !== changes.length) {
+        commitContentProblems.push(`update ${j} (${serviceName(i)}): the commit made ${commit.changesTotal} changes, more than its log line holds`);
+      }
       const at = `replace 2 rules at position ${2 * i + 1} of ${2 * ctx.services} with 2 rules`;
       const want = [`chain NODENET-EXTERNAL-HOST: ${at}`, `chain NODENET-EXTERNAL-PODS: ${at}`];
       if (backend === 'iptables-legacy' && (changes.length !== 2 || !want.every((w) => changes.includes(w)))) {
@@ -820,7 +826,7 @@ async function churn(ctx: Context, backend: Backend, agent: AgentProcess, netns:
   const genA = ctx.nextGen++;
   const genB = ctx.nextGen++;
   const checkpoints: Array<{ updates: number; rssKiB: number }> = [];
-  const quiet: Array<{ updates: number; rssKiB: number; convergedMs: number | null; heapBytes: number }> = [];
+  const quiet: Array<{ updates: number; rssKiB: number; convergedMs: number | null; heapBytes: number; heapTotalBytes: number; externalBytes: number }> = [];
   const problems: string[] = [];
   const gone = new Set<string>();
   let maxRss = 0;
@@ -908,8 +914,12 @@ async function churn(ctx: Context, backend: Backend, agent: AgentProcess, netns:
       lowest = Math.min(lowest, procSample(agent.pid).rssKiB);
     }
     const rest = procSample(agent.pid);
-    const heap = ctx.h.agent.metricValue((await agent.get('/metrics')).body, 'nodenet_nodejs_heap_size_used_bytes');
-    quiet.push({ updates: upto, rssKiB: rest.rssKiB, convergedMs, heapBytes: heap });
+    const metrics = (await agent.get('/metrics')).body;
+    const heap = ctx.h.agent.metricValue(metrics, 'nodenet_nodejs_heap_size_used_bytes');
+    // Where RSS beyond the heap in use sits: V8's reserve, or memory outside V8 (the addon, buffers).
+    const heapTotalBytes = ctx.h.agent.metricValue(metrics, 'nodenet_nodejs_heap_size_total_bytes');
+    const externalBytes = ctx.h.agent.metricValue(metrics, 'nodenet_nodejs_external_memory_bytes');
+    quiet.push({ updates: upto, rssKiB: rest.rssKiB, convergedMs, heapBytes: heap, heapTotalBytes, externalBytes });
     usage.push({
       label: `at rest after ${upto.toLocaleString('en')} churn updates`,
       seconds: (rest.at - settled.at) / 1000,
@@ -937,7 +947,7 @@ async function churn(ctx: Context, backend: Backend, agent: AgentProcess, netns:
         `${mib(base.rssKiB)} MiB after ${base.updates} (limit ${RSS_GROWTH_LIMIT * 100} %)`,
     );
   }
-  progress(`${backend}: churn done: ${flips} IP flips; at rest ${quiet.map((q) => `after ${q.updates}: RSS ${mib(q.rssKiB)} MiB, heap ${mib(q.heapBytes / 1024)} MiB`).join('; ')}`);
+  progress(`${backend}: churn done: ${flips} IP flips; at rest ${quiet.map((q) => `after ${q.updates}: RSS ${mib(q.rssKiB)} MiB, heap ${mib(q.heapBytes / 1024)} of ${mib(q.heapTotalBytes / 1024)} MiB, external ${mib(q.externalBytes / 1024)} MiB`).join('; ')}`);
   return {
     updates: total,
     seconds: sendMs / 1000,

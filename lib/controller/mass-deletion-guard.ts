@@ -33,19 +33,33 @@ export interface GuardDecision<T> {
 }
 
 export class MassDeletionGuard<T> {
-  private baseline = new Map<string, T>();
+  // What the last successful apply was rendered from, as handed in: its by-key map is built only
+  // when a held object must be found in it, so an ordinary reconcile costs no Map of every object.
+  private baseline: readonly T[] = [];
+  private baselineByKey: Map<string, T> | null = null;
   private readonly announced = new Set<string>();
   private readonly holding = new Set<string>();
   private readonly minObjects: number;
   private readonly fraction: number;
 
+  // Every reconcile hands in every object: keys are remembered per object (an unchanged object is
+  // the same one each time), so they are neither rebuilt nor re-hashed.
+  private readonly keys = new WeakMap<object, string>();
+
   constructor(
-    private readonly keyOf: (object: T) => string,
+    private readonly makeKey: (object: T) => string,
     options: MassDeletionGuardOptions = {},
   ) {
     this.minObjects = options.minObjects ?? 10;
     this.fraction = options.fraction ?? 0.5;
     if (!(this.fraction > 0 && this.fraction <= 1)) throw new RangeError(`fraction must be in (0, 1], not ${this.fraction}`);
+  }
+
+  private keyOf(object: T): string {
+    if (typeof object !== 'object' || object === null) return this.makeKey(object);
+    let key = this.keys.get(object);
+    if (key === undefined) this.keys.set(object, (key = this.makeKey(object)));
+    return key;
   }
 
   /** Keys currently held back. */
@@ -61,15 +75,22 @@ export class MassDeletionGuard<T> {
 
   /** Decides what to render from the objects in the cache now. */
   decide(current: readonly T[]): GuardDecision<T> {
-    const present = new Set(current.map(this.keyOf));
+    const present = new Set<string>();
+    for (const o of current) present.add(this.keyOf(o));
     for (const key of this.holding) if (present.has(key)) this.holding.delete(key);
     for (const key of this.announced) if (present.has(key)) this.announced.delete(key);
-    const vanished = [...this.baseline.keys()].filter((k) => !present.has(k) && !this.announced.has(k));
-    if (this.baseline.size >= this.minObjects && vanished.length >= this.fraction * this.baseline.size) {
+    const vanished: string[] = [];
+    for (const o of this.baseline) {
+      const k = this.keyOf(o);
+      if (!present.has(k) && !this.announced.has(k)) vanished.push(k);
+    }
+    if (this.baseline.length >= this.minObjects && vanished.length >= this.fraction * this.baseline.length) {
       for (const key of vanished) this.holding.add(key);
     }
+    if (this.holding.size === 0) return { objects: [...current], held: [] };
     const held = [...this.holding].sort();
-    return { objects: [...current, ...held.map((k) => this.baseline.get(k)!)], held };
+    const byKey = this.baselineMap();
+    return { objects: [...current, ...held.map((k) => byKey.get(k)!)], held };
   }
 
   /**
@@ -93,8 +114,20 @@ export class MassDeletionGuard<T> {
 
   /** After a successful apply: what it was rendered from becomes the baseline. */
   applied(rendered: readonly T[]): void {
-    this.baseline = new Map(rendered.map((o) => [this.keyOf(o), o]));
+    this.baseline = [...rendered];
+    this.baselineByKey = null;
     // Announcements only matter for objects still in the baseline.
-    for (const key of this.announced) if (!this.baseline.has(key)) this.announced.delete(key);
+    if (this.announced.size) {
+      const byKey = this.baselineMap();
+      for (const key of this.announced) if (!byKey.has(key)) this.announced.delete(key);
+    }
+  }
+
+  private baselineMap(): Map<string, T> {
+    if (!this.baselineByKey) {
+      this.baselineByKey = new Map();
+      for (const o of this.baseline) this.baselineByKey.set(this.keyOf(o), o);
+    }
+    return this.baselineByKey;
   }
 }

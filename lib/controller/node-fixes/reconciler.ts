@@ -39,6 +39,21 @@ export interface NodeFixesReconcilerOptions {
 
 const keyOf = (s: ServiceInput) => `${s.metadata.namespace}/${s.metadata.name}`;
 
+// A first apply on a big node changes tens of thousands of rules, one line each with nftables: the
+// log line keeps its size bounded (a multi-megabyte line stalls the agent on a slow log pipe and
+// helps nobody). The field holds enough for any one-Service change, the message a glance.
+export const LOGGED_CHANGES = 5000;
+export const CHANGES_IN_MESSAGE = 20;
+
+/** A commit's change lines as its log line carries them: the first LOGGED_CHANGES, the count, and a summary. */
+export function changeLog(changes: readonly string[]): { changes: string[]; total: number; summary: string } {
+  const summary =
+    changes.length <= CHANGES_IN_MESSAGE
+      ? changes.join('; ')
+      : `${changes.slice(0, CHANGES_IN_MESSAGE).join('; ')}; … and ${changes.length - CHANGES_IN_MESSAGE} more (${changes.length} in all)`;
+  return { changes: changes.slice(0, LOGGED_CHANGES), total: changes.length, summary };
+}
+
 export class NodeFixesReconciler {
   private readonly guard = new MassDeletionGuard<ServiceInput>(keyOf);
   private readonly findings: FindingsReporter;
@@ -110,7 +125,11 @@ export class NodeFixesReconciler {
         commits++;
         this.o.fixesMetrics.commits.inc(labels);
         this.o.fixesMetrics.changes.inc(labels, result.changes.length);
-        log.info({ ...labels, changes: result.changes, attempts: result.attempts, lockWaitMs: result.lockWaitMs }, `committed ${table.family} ${table.table}: ${result.changes.join('; ')}`);
+        const logged = changeLog(result.changes);
+        log.info(
+          { ...labels, changes: logged.changes, changesTotal: logged.total, attempts: result.attempts, lockWaitMs: result.lockWaitMs },
+          `committed ${table.family} ${table.table}: ${logged.summary}`,
+        );
       }
       if (before) await this.deleteStaleFlows(table, before);
     }

@@ -64,14 +64,14 @@ export function udpDnats(chains: ReadonlyArray<{ name: string; rules: readonly R
 
 /** UDP destinations whose translation appeared, changed or went between two states. */
 export function changedDestinations(before: UdpDnats, after: UdpDnats): FlowDestination[] {
-  const keys = new Set([...before.keys(), ...after.keys()]);
-  const out: FlowDestination[] = [];
-  for (const key of [...keys].sort()) {
-    if (before.get(key) === after.get(key)) continue;
+  // Only the changed keys are sorted: every reconcile compares all of them.
+  const changed: string[] = [];
+  for (const [key, to] of before) if (after.get(key) !== to) changed.push(key);
+  for (const key of after.keys()) if (!before.has(key)) changed.push(key);
+  return changed.sort().map((key) => {
     const [destination, port] = key.split(' ');
-    out.push({ destination: destination!, port: Number(port) });
-  }
-  return out;
+    return { destination: destination!, port: Number(port) };
+  });
 }
 
 /** What nodenet's nat chains of a family hold now (empty when the table does not exist). */
